@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    create .venv, install, and run the whole pipeline (`dvc repro`)
+#   make test   create .venv, install, and run the test suite
+VENV ?= .venv
+BIN := $(VENV)/bin
+# No network at run time: DVC's analytics/update check and albumentations' update check stay off.
+export DVC_NO_ANALYTICS := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run test lint clean
+
+install: $(VENV)/.installed
+
+# torch first, pinned to the CPU-friendly release that pip finds on local disk here;
+# then the project with its dev extra.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+run: install
+	dvc repro
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf synthetic prepared models metrics eval registry.json submission.csv mlflow.db mlartifacts

@@ -1,0 +1,3 @@
+from saltseg.cli import main
+
+main()

@@ -1,0 +1,23 @@
+"""`salt params`: switch between named configurations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("use")
+def use(
+    config: Path = typer.Argument(..., help="A named configuration, e.g. configs/real-cpu.yaml."),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="Parameters file to update."),
+) -> None:
+    """Merge a named configuration into params.yaml (comments kept); `dvc repro` then reruns what changed."""
+    from saltseg.params_overlay import apply_overlay
+
+    changed = apply_overlay(params_file, config)
+    typer.echo(
+        f"{params_file}: {len(changed)} value(s) changed from {config}: {', '.join(changed) or 'none'}"
+    )

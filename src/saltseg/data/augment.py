@@ -1,0 +1,33 @@
+"""Training augmentations (albumentations 2.x), applied to image and mask together."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no update check over the network
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+
+from saltseg.config import AugmentConfig  # noqa: E402
+
+SIZE = 101
+
+
+def build_augment(cfg: AugmentConfig, seed: int) -> A.Compose:
+    """The seed's augmentations: flips, random crop-and-resize, small rotations, rolling.
+
+    Works on uint8 (101, 101) images and uint8 (101, 101) masks. Randomness comes
+    from `seed` only (albumentations ignores np.random), so a run is reproducible.
+    """
+    roll_px = int(round(cfg.roll_limit * SIZE))
+    transforms = [
+        A.HorizontalFlip(p=cfg.hflip),
+        A.VerticalFlip(p=cfg.vflip),
+        A.RandomResizedCrop(size=(SIZE, SIZE), scale=cfg.crop_scale, ratio=(0.75, 1.333), p=cfg.crop_resize),
+        # Reflecting the border keeps rotated corners plausible instead of black wedges.
+        A.Rotate(limit=cfg.rotate_limit, border_mode=cv2.BORDER_REFLECT_101, p=cfg.rotate),
+        # A circular horizontal shift: with BORDER_WRAP this equals np.roll on image and mask.
+        A.Affine(translate_px={"x": (-roll_px, roll_px), "y": 0}, border_mode=cv2.BORDER_WRAP, p=cfg.roll),
+    ]
+    return A.Compose([t for t in transforms if t.p > 0], seed=seed)

@@ -1,0 +1,127 @@
+"""K folds stratified by salt coverage (output of `salt data split`).
+
+The folds CSV has columns id,fold,coverage_class. Class 0 holds the empty masks and
+classes 1..n-1 split the coverage range (0, 1] into equal-width bins, the usual TGS
+stratification, so every fold sees the same mix of empty, small and large salt bodies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from saltseg.atomic import atomic_file
+from saltseg.config import SplitConfig
+from saltseg.errors import SaltError
+
+COLUMNS = ["id", "fold", "coverage_class"]
+
+
+def coverage_class(coverage: np.ndarray, n_classes: int) -> np.ndarray:
+    """Salt fraction float (N,) in [0, 1] -> int64 (N,): 0 if empty, else ceil(c * (n-1)).
+
+    With n_classes=11: (0, 0.1] -> 1, (0.1, 0.2] -> 2, ..., (0.9, 1] -> 10.
+    """
+    if n_classes < 2:
+        raise SaltError(f"split.coverage_classes must be >= 2, got {n_classes}")
+    cov = np.asarray(coverage, dtype=np.float64)
+    if not np.all((cov >= 0) & (cov <= 1)):  # also rejects NaN
+        raise SaltError("coverage values must lie in [0, 1]")
+    # Rounding first keeps e.g. 0.3 * 10 = 3.0000000000000004 in class 3.
+    scaled = np.round(cov * (n_classes - 1), 9)
+    return np.clip(np.ceil(scaled), 0, n_classes - 1).astype(np.int64)
+
+
+def _merge_rare(classes: np.ndarray, k: int) -> np.ndarray:
+    """Merge classes with fewer than k members into their smaller neighbouring class.
+
+    StratifiedKFold warns (and stratifies poorly) when a class has fewer members than folds.
+    """
+    labels = classes.copy()
+    while True:
+        values, counts = np.unique(labels, return_counts=True)
+        if len(values) <= 1 or counts.min() >= k:
+            return labels
+        i = int(np.argmin(counts))
+        neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(values)]
+        j = min(neighbours, key=lambda j: counts[j])
+        labels[labels == values[i]] = values[j]
+
+
+def make_folds(ids: Sequence[str], coverage: np.ndarray, cfg: SplitConfig) -> pd.DataFrame:
+    """Assign each id to one of the folds cfg.folds -> DataFrame id,fold,coverage_class (input order)."""
+    ids = [str(i) for i in ids]
+    coverage = np.asarray(coverage)
+    k = len(cfg.folds)
+    if k < 2 or len(set(cfg.folds)) != k:
+        raise SaltError(f"split.folds must list at least 2 distinct fold ids, got {list(cfg.folds)}")
+    if len(ids) != len(coverage):
+        raise ValueError(f"{len(ids)} ids but {len(coverage)} coverage values")
+    if len(set(ids)) != len(ids):
+        raise SaltError("split: ids are not unique")
+    if len(ids) < k:
+        raise SaltError(f"split: {len(ids)} images cannot fill {k} folds")
+    classes = coverage_class(coverage, cfg.coverage_classes)
+    strata = _merge_rare(classes, k)
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed)
+    fold = np.empty(len(ids), dtype=np.int64)
+    for j, (_, val) in enumerate(splitter.split(np.zeros(len(ids)), strata)):
+        fold[val] = cfg.folds[j]
+    return pd.DataFrame({"id": ids, "fold": fold, "coverage_class": classes})
+
+
+def write_folds(folds: pd.DataFrame, path: str | Path) -> None:
+    """Write the folds table as CSV (id,fold,coverage_class), atomically."""
+    with atomic_file(path) as tmp:
+        folds[COLUMNS].to_csv(tmp, index=False)
+
+
+def load_folds(path: str | Path) -> pd.DataFrame:
+    """Read a folds CSV; SaltError naming the file when missing or malformed.
+
+    The path is kept in `df.attrs["source"]` so later errors can name the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SaltError(f"{path}: folds file not found (run `salt data split`)")
+    try:
+        df = pd.read_csv(path, dtype={"id": str}, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SaltError(f"{path}: not a readable CSV ({exc})") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise SaltError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
+    for column in ("fold", "coverage_class"):
+        if not pd.api.types.is_integer_dtype(df[column]):
+            raise SaltError(f"{path}: column {column} must hold integers")
+    if df["id"].duplicated().any():
+        raise SaltError(f"{path}: duplicate id {df['id'][df['id'].duplicated()].iloc[0]}")
+    df = df[COLUMNS].reset_index(drop=True)
+    df.attrs["source"] = str(path)
+    return df
+
+
+def fold_indices(
+    prepared_ids: Sequence[str], folds_df: pd.DataFrame, fold: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx): int64 positions in `prepared_ids` outside / inside `fold`."""
+    source = folds_df.attrs.get("source", "folds")
+    ids = [str(i) for i in prepared_ids]
+    assigned = dict(zip(folds_df["id"].astype(str), folds_df["fold"].astype(int), strict=True))
+    if set(ids) != set(assigned) or len(assigned) != len(folds_df):
+        unfolded = sorted(set(ids) - set(assigned))
+        unprepared = sorted(set(assigned) - set(ids))
+        raise SaltError(
+            f"{source}: ids do not match the prepared data ({len(unfolded)} prepared id(s) without a fold"
+            f"{', e.g. ' + unfolded[0] if unfolded else ''}; {len(unprepared)} fold id(s) not prepared"
+            f"{', e.g. ' + unprepared[0] if unprepared else ''}); rerun `salt data split`"
+        )
+    labels = sorted(set(assigned.values()))
+    if fold not in labels:
+        raise SaltError(f"{source}: no fold {fold}; the folds are {labels}")
+    per_id = np.array([assigned[i] for i in ids], dtype=np.int64)
+    return np.flatnonzero(per_id != fold), np.flatnonzero(per_id == fold)

@@ -1,0 +1,69 @@
+"""The `train` pipeline stage: one fold, tracked as a child run in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.tracking import MlflowClient
+
+from saltseg import tracking
+from saltseg.config import Params, flat_params
+from saltseg.data.folds import fold_indices, load_folds
+from saltseg.data.prepared import load_prepared
+from saltseg.plots import overlay_grid
+from saltseg.train import FoldPaths, load_resume_state, pick_device, predict_logits, train_fold
+
+FIGURE_IMAGES = 16
+
+
+def _fold_run_id(parent_id: str, params: Params, fold: int, resuming: bool) -> str | None:
+    """The run to continue when resuming; otherwise retire earlier runs of this fold.
+
+    One child run per fold and parent keeps the MLflow comparison honest when a
+    stage is rerun with the same configuration (`dvc repro --force`).
+    """
+    earlier = tracking.fold_runs(parent_id, params.tracking.experiment).get(fold)
+    if resuming and earlier:
+        return earlier
+    if earlier:
+        MlflowClient().delete_run(earlier)
+    return None
+
+
+def _validation_figure(model_path: Path, images: np.ndarray, masks: np.ndarray, params: Params, out: Path) -> None:
+    from saltseg.models import load_checkpoint_model
+
+    device = pick_device(params.train.device)
+    model = load_checkpoint_model(model_path, device=str(device))
+    # Show salt-bearing images first: empty tiles say little about boundary quality.
+    order = np.argsort(-masks.reshape(len(masks), -1).mean(1), kind="stable")[:FIGURE_IMAGES]
+    logits = predict_logits(model, images[order], params, device, params.train.batch_size)
+    pred = (logits[:, 0] > 0).numpy()
+    titles = [f"val {i}" for i in order]
+    overlay_grid(images[order], masks[order], pred, titles, out)
+
+
+def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, paths: FoldPaths) -> dict:
+    """Train fold `fold` and log it under the pipeline's parent run; returns its metrics."""
+    prepared = load_prepared(prepared_path)
+    split = fold_indices(prepared.ids, load_folds(folds_csv), fold)
+    tracking.configure(params.tracking)
+    parent_id = tracking.parent_run_id(params, folds_csv)
+    key = f"{tracking.pipeline_key(params, folds_csv)}-fold{fold}"
+    run_id = _fold_run_id(parent_id, params, fold, resuming=load_resume_state(paths, key) is not None)
+    device = str(pick_device(params.train.device))
+    tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, device)}
+    with mlflow.start_run(run_id=run_id, run_name=f"fold{fold}", parent_run_id=parent_id, tags=tags):
+        if run_id is None:
+            mlflow.log_params(flat_params(params) | {"fold": fold})
+        metrics = train_fold(
+            params, prepared, split, fold, paths, key, log=lambda m, step: mlflow.log_metrics(m, step=step)
+        )
+        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "fold"})
+        figure = paths.out_dir / "validation.png"
+        _validation_figure(paths.best, prepared.images[split[1]], prepared.masks[split[1]], params, figure)
+        for artifact in (paths.best, paths.history, paths.metrics, figure):
+            mlflow.log_artifact(str(artifact))
+    return metrics
