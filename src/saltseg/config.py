@@ -140,7 +140,9 @@ def _build(cls: type, raw: object, where: str) -> object:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - names)
         if unknown:
-            raise SaltError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+            raise SaltError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+            )
         return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in raw.items()})
     raise TypeError(cls)
 
@@ -162,7 +164,9 @@ def _convert(tp: object, value: object, where: str) -> object:
             return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise SaltError(f"{where}: expected {len(args)} values, got {value!r}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(
+            _convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if tp in (int, str, bool) and type(value) is tp:

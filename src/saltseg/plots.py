@@ -33,7 +33,7 @@ def overlay_grid(
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, t, p, title in zip(axes.flat, images, truth, pred, titles):
+    for ax, image, t, p, title in zip(axes.flat, images, truth, pred, titles, strict=False):
         ax.imshow(overlay(image, t, p), interpolation="nearest")
         ax.set_title(title, fontsize=7)
     fig.suptitle("green: true positive, red: false positive, blue: false negative", fontsize=8)

@@ -41,6 +41,11 @@ def configure(cfg: TrackingConfig) -> str:
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name(cfg.experiment) is None and uri.startswith("sqlite:///"):
+        # Artifacts beside the database, at an absolute path: MLflow's default
+        # (./mlruns of whichever folder a command happens to run in) scatters them.
+        store = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+        mlflow.create_experiment(cfg.experiment, artifact_location=store.as_uri())
     mlflow.set_experiment(cfg.experiment)
     return uri
 
@@ -79,7 +84,9 @@ def fold_runs(parent_id: str, experiment_name: str) -> dict[int, str]:
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        )
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -28,6 +28,7 @@ from saltseg.config import Params, TrainConfig
 from saltseg.data.augment import build_augment
 from saltseg.data.dataset import SaltDataset, to_tensor
 from saltseg.data.prepared import Prepared
+from saltseg.inference import pick_device
 from saltseg.losses import get_loss
 from saltseg.metrics import iou_per_image, score_per_image
 from saltseg.models import build_model, save_checkpoint
@@ -50,12 +51,6 @@ class FoldPaths:
     @property
     def state(self) -> Path:
         return self.out_dir / "last.pt"
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def epoch_seed(seed: int, fold: int, stage: int, epoch: int) -> int:
@@ -184,7 +179,7 @@ def train_fold(
     else:  # a fresh start must not inherit a checkpoint from another configuration
         paths.best.unlink(missing_ok=True)
 
-    step = sum(s.epochs for s in cfg.stages[:next_stage])
+    step = len(history)  # epochs done so far, over all stages
     for s, stage in enumerate(cfg.stages):
         if s < next_stage:
             continue
@@ -240,12 +235,11 @@ def train_fold(
     best_row = max(history, key=lambda r: r[cfg.monitor])  # first of equals: the kept checkpoint
     metrics = {
         "fold": fold,
-        f"best_{cfg.monitor}": best,
         "best_epoch": best_row["epoch"],
         "best_stage": best_row["stage"],
-        "val_iou": best_row["val_iou"],
-        "val_score": best_row["val_score"],
-        "val_loss": best_row["val_loss"],
+        "best_val_iou": best_row["val_iou"],
+        "best_val_score": best_row["val_score"],
+        "best_val_loss": best_row["val_loss"],
         "epochs": len(history),
         "n_train": len(train_idx),
         "n_val": len(val_idx),

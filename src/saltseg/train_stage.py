@@ -12,8 +12,9 @@ from saltseg import tracking
 from saltseg.config import Params, flat_params
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import load_prepared
+from saltseg.inference import pick_device
 from saltseg.plots import overlay_grid
-from saltseg.train import FoldPaths, load_resume_state, pick_device, predict_logits, train_fold
+from saltseg.train import FoldPaths, load_resume_state, predict_logits, train_fold
 
 FIGURE_IMAGES = 16
 
@@ -32,7 +33,9 @@ def _fold_run_id(parent_id: str, params: Params, fold: int, resuming: bool) -> s
     return None
 
 
-def _validation_figure(model_path: Path, images: np.ndarray, masks: np.ndarray, params: Params, out: Path) -> None:
+def _validation_figure(
+    model_path: Path, images: np.ndarray, masks: np.ndarray, params: Params, out: Path
+) -> None:
     from saltseg.models import load_checkpoint_model
 
     device = pick_device(params.train.device)

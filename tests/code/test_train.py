@@ -13,7 +13,6 @@ import pytest
 import torch
 import yaml
 from mlflow.tracking import MlflowClient
-
 from tiny_training import tiny_params
 
 from saltseg.data.folds import fold_indices, load_folds
@@ -139,5 +138,6 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
     assert resumed["epochs"] == whole["epochs"] == 8
     assert _comparable(resumed) == _comparable(whole)
     np.testing.assert_array_equal(
-        pd.read_csv(tmp_path / "killed/history.csv").to_numpy(), pd.read_csv(tmp_path / "whole/history.csv").to_numpy()
+        pd.read_csv(tmp_path / "killed/history.csv").to_numpy(),
+        pd.read_csv(tmp_path / "whole/history.csv").to_numpy(),
     )

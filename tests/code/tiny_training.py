@@ -6,6 +6,7 @@ import numpy as np
 
 from saltseg.config import ModelConfig, Params, SplitConfig, StageConfig, TrackingConfig, TrainConfig
 
+
 def blocky_salt(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (n, 101, 101) and bool masks: quiet rectangles in noisy layers."""
     rng = np.random.default_rng(seed)

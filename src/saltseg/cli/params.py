@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,8 +12,10 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("use")
 def use(
-    config: Path = typer.Argument(..., help="A named configuration, e.g. configs/real-cpu.yaml."),
-    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="Parameters file to update."),
+    config: Annotated[Path, typer.Argument(help="A named configuration, e.g. configs/real-cpu.yaml.")],
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file to update.")] = Path(
+        "params.yaml"
+    ),
 ) -> None:
     """Merge a named configuration into params.yaml (comments kept); `dvc repro` then reruns what changed."""
     from saltseg.params_overlay import apply_overlay

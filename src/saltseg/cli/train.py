@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
 def train(
-    fold: int = typer.Option(
-        ..., "--fold", "-f", help="Fold to hold out for validation (one of split.folds)."
+    fold: Annotated[
+        int, typer.Option("--fold", "-f", help="Fold to hold out for validation (one of split.folds).")
+    ],
+    prepared: Annotated[Path, typer.Option(help="Prepared arrays from `salt data prepare`.")] = Path(
+        "prepared/train.npz"
     ),
-    prepared: Path = typer.Option(
-        Path("prepared/train.npz"), help="Prepared arrays from `salt data prepare`."
+    folds: Annotated[Path, typer.Option(help="Fold assignment from `salt data split`.")] = Path(
+        "prepared/folds.csv"
     ),
-    folds: Path = typer.Option(Path("prepared/folds.csv"), help="Fold assignment from `salt data split`."),
-    out_dir: Path = typer.Option(
-        None, help="Folder for best.pt and the resume state [default: models/fold<K>]."
-    ),
-    metrics: Path = typer.Option(None, help="Metrics JSON [default: metrics/train/fold<K>.json]."),
-    history: Path = typer.Option(None, help="Per-epoch CSV [default: plots/train/fold<K>.csv]."),
-    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="Parameters file."),
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Folder for best.pt and the resume state [default: models/fold<K>].")
+    ] = None,
+    metrics: Annotated[
+        Path | None, typer.Option(help="Metrics JSON [default: metrics/train/fold<K>.json].")
+    ] = None,
+    history: Annotated[
+        Path | None, typer.Option(help="Per-epoch CSV [default: plots/train/fold<K>.csv].")
+    ] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
     """Train one fold: BCE, then Lovasz from the best BCE weights; resumes if interrupted."""
     from saltseg.config import load_params
@@ -37,5 +44,6 @@ def train(
     monitor = params.train.monitor
     typer.echo(
         f"fold {fold}: best {monitor} {result[f'best_{monitor}']:.4f} at epoch {result['best_epoch']} "
-        f"({result['best_stage']}), score {result['val_score']:.4f}, {result['train_seconds']} s -> {paths.best}"
+        f"({result['best_stage']}), score {result['best_val_score']:.4f}, "
+        f"{result['train_seconds']} s -> {paths.best}"
     )

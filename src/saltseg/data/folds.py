@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from saltseg.atomic import atomic_file
 from saltseg.config import SplitConfig
@@ -54,6 +53,8 @@ def _merge_rare(classes: np.ndarray, k: int) -> np.ndarray:
 
 def make_folds(ids: Sequence[str], coverage: np.ndarray, cfg: SplitConfig) -> pd.DataFrame:
     """Assign each id to one of the folds cfg.folds -> DataFrame id,fold,coverage_class (input order)."""
+    from sklearn.model_selection import StratifiedKFold  # slow to import; only the split stage needs it
+
     ids = [str(i) for i in ids]
     coverage = np.asarray(coverage)
     k = len(cfg.folds)

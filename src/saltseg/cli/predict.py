@@ -1,0 +1,41 @@
+"""`salt predict`: the fold ensemble on the test tiles -> Kaggle submission CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def predict(
+    data: Annotated[Path, typer.Option(help="Kaggle-layout folder; its test/images/*.png are predicted.")],
+    out: Annotated[Path, typer.Option(help="Submission CSV (id,rle_mask).")] = Path("submission.csv"),
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow model URI; default models:/<register.model_name>@<register.alias> from params."
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="Predict from local fold<K>/best.pt files instead of the registry.")
+    ] = None,
+    eval_dir: Annotated[
+        Path | None, typer.Option(help="With --model-dir: the folder with thresholds.json.")
+    ] = None,
+    probabilities: Annotated[
+        Path | None, typer.Option(help="Also save the probabilities (npz: ids, probabilities float32).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Images per batch; default evaluate.batch_size from params.")
+    ] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+) -> None:
+    """Predict every test image with the fold ensemble (flip TTA, tuned threshold) and write a submission."""
+    from saltseg.config import load_params
+    from saltseg.predict import run_predict
+
+    params = load_params(params_file)
+    table = run_predict(params, data, out, model, model_dir, eval_dir, probabilities, batch_size)
+    salt = int((table["rle_mask"] != "").sum())
+    typer.echo(f"{len(table)} masks ({salt} with salt) -> {out}")

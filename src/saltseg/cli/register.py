@@ -1,0 +1,41 @@
+"""`salt register`: the fold models and the ensemble into the MLflow Model Registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(
+    models: Annotated[
+        Path, typer.Option(help="Folder with fold<K>/best.pt for every evaluated fold.")
+    ] = Path("models"),
+    eval_dir: Annotated[
+        Path, typer.Option(help="Folder written by `salt evaluate` (thresholds.json).")
+    ] = Path("eval"),
+    metrics: Annotated[Path, typer.Option(help="Metrics JSON of `salt evaluate` (its score).")] = Path(
+        "metrics/evaluate.json"
+    ),
+    folds: Annotated[Path, typer.Option(help="Fold file: identifies the pipeline's parent run.")] = Path(
+        "prepared/folds.csv"
+    ),
+    out: Annotated[Path, typer.Option(help="Record of the registered version and the alias.")] = Path(
+        "registry.json"
+    ),
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+    fold_models: Annotated[
+        bool, typer.Option(help="Also register each fold network as <model_name>-fold<K>.")
+    ] = True,
+) -> None:
+    """Register the ensemble, tagged with its out-of-fold score; promote it only if it beats the champion."""
+    from saltseg.config import load_params
+    from saltseg.registry import register as run_register
+    from saltseg.registry import write_record
+
+    params = load_params(params_file)
+    record = run_register(params, models, eval_dir, metrics, folds, folds_too=fold_models)
+    write_record(record, out)
+    typer.echo(f"registered {record['model_uri']}")
+    typer.echo(record["message"])

@@ -1,0 +1,236 @@
+"""Out-of-fold evaluation: every fold model scores only the images its fold held out.
+
+The out-of-fold probabilities are the only honest estimate of the ensemble that
+has seen no labels of the image it predicts, so the probability threshold and the
+minimum salt area are tuned on them (and then used unchanged by predict and the
+registered model). Outputs: a metrics JSON for DVC, thresholds.json, a CSV of the
+tuning grid, a score-versus-threshold plot and overlays of the worst images.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saltseg.atomic import atomic_dir, write_text
+from saltseg.config import EvaluateConfig, Params
+from saltseg.data.folds import fold_indices, load_folds
+from saltseg.data.prepared import Prepared, load_prepared
+from saltseg.errors import SaltError
+from saltseg.inference import binarize, checkpoint_paths, load_models, pick_device, predict_proba
+from saltseg.metrics import competition_score, iou_per_image, score_per_image
+
+
+@dataclass(frozen=True)
+class OutOfFold:
+    """Out-of-fold probabilities float32 (N, 101, 101) without/with flip TTA; fold int (N,)."""
+
+    plain: np.ndarray
+    tta: np.ndarray
+    fold: np.ndarray
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Scores over the grid, float64 (len(thresholds), len(min_areas)), and the best cell."""
+
+    scores: np.ndarray
+    threshold: float
+    min_area: int
+    score: float
+
+
+def out_of_fold(
+    prepared: Prepared, folds_df: pd.DataFrame, checkpoints: dict[int, Path], batch_size: int, device: str
+) -> OutOfFold:
+    """Predict each image with the one model whose fold held it out (with and without TTA)."""
+    n = len(prepared.ids)
+    plain = np.full((n, 101, 101), np.nan, dtype=np.float32)
+    tta = plain.copy()
+    fold_of = np.full(n, -1, dtype=np.int64)
+    for fold, path in checkpoints.items():
+        _, val_idx = fold_indices(prepared.ids, folds_df, fold)
+        if (fold_of[val_idx] >= 0).any():
+            raise SaltError(f"fold {fold}: held-out images overlap another fold's")
+        models, cfg = load_models([path], device)
+        images = prepared.images[val_idx]
+        plain[val_idx] = predict_proba(models, images, cfg, tta=False, batch_size=batch_size, device=device)
+        tta[val_idx] = predict_proba(models, images, cfg, tta=True, batch_size=batch_size, device=device)
+        fold_of[val_idx] = fold
+    return OutOfFold(plain, tta, fold_of)
+
+
+def tune(truth: np.ndarray, proba: np.ndarray, cfg: EvaluateConfig) -> Tuning:
+    """Competition score for every (threshold, min_area); ties go to the first in grid order."""
+    scores = np.array(
+        [[competition_score(truth, binarize(proba, t, a)) for a in cfg.min_areas] for t in cfg.thresholds]
+    )
+    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    return Tuning(scores, float(cfg.thresholds[i]), int(cfg.min_areas[j]), float(scores[i, j]))
+
+
+def _group_scores(per_image: np.ndarray, groups: np.ndarray, prefix: str) -> dict[str, float]:
+    return {f"{prefix}{g}": float(per_image[groups == g].mean()) for g in np.unique(groups)}
+
+
+def summarize(
+    prepared: Prepared, classes: np.ndarray, oof: OutOfFold, chosen: Tuning, other: Tuning, tta: bool
+) -> dict:
+    """The metrics JSON: numbers only, per-fold and per-coverage-class scores one level down."""
+    truth = prepared.masks
+    masks = binarize(oof.tta if tta else oof.plain, chosen.threshold, chosen.min_area)
+    per_image = score_per_image(truth, masks)
+    with_tta, without = (chosen, other) if tta else (other, chosen)
+    return {
+        "score": chosen.score,
+        "score_tta": with_tta.score,
+        "score_no_tta": without.score,
+        "score_default": competition_score(truth, binarize(oof.tta if tta else oof.plain, 0.5, 0)),
+        "iou": float(iou_per_image(truth, masks).mean()),
+        "threshold": chosen.threshold,
+        "min_area": chosen.min_area,
+        "n_images": len(truth),
+        "folds": _group_scores(per_image, oof.fold, "fold"),
+        "coverage_classes": _group_scores(per_image, classes, "class"),
+    }
+
+
+def _coverage_classes(prepared: Prepared, folds_df: pd.DataFrame, folds_csv: Path) -> np.ndarray:
+    lookup = folds_df.drop_duplicates("id").set_index("id")["coverage_class"]
+    missing = [i for i in prepared.ids if i not in lookup.index]
+    if missing:
+        raise SaltError(f"{folds_csv}: {len(missing)} prepared id(s) have no fold, e.g. {missing[0]}")
+    return lookup.loc[list(prepared.ids)].to_numpy()
+
+
+def _check_grid(cfg: EvaluateConfig, where: str) -> None:
+    if not cfg.thresholds or not cfg.min_areas:
+        raise SaltError(f"{where}: evaluate.thresholds and evaluate.min_areas must not be empty")
+    if any(not 0 < t < 1 for t in cfg.thresholds) or any(a < 0 for a in cfg.min_areas):
+        raise SaltError(f"{where}: thresholds must lie in (0, 1) and min_areas be >= 0")
+
+
+def score_curves(grid: pd.DataFrame, column: str, chosen: Tuning, out: Path) -> None:
+    """PNG: score versus threshold, one curve per min_area, the chosen cell marked."""
+    from saltseg.plots import plt  # selects the file-only backend
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for area, rows in grid.groupby("min_area"):
+        ax.plot(rows["threshold"], rows[column], marker=".", label=f"min area {area}")
+    ax.plot([chosen.threshold], [chosen.score], "k*", markersize=12, label="chosen")
+    title = "flip TTA" if column == "score_tta" else "no TTA"
+    ax.set(xlabel="probability threshold", ylabel="competition score (out of fold)", title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90, format="png")
+    plt.close(fig)
+
+
+def worst_overlays(prepared: Prepared, masks: np.ndarray, n: int, out: Path) -> None:
+    """PNG grid of the n images with the lowest out-of-fold score (TP green, FP red, FN blue)."""
+    from saltseg.plots import overlay_grid
+
+    per_image = score_per_image(prepared.masks, masks)
+    worst = np.argsort(per_image, kind="stable")[: max(n, 1)]
+    titles = [f"{prepared.ids[i]} {per_image[i]:.2f}" for i in worst]
+    overlay_grid(
+        prepared.images[worst], prepared.masks[worst], masks[worst], titles, out, cols=min(8, len(worst))
+    )
+
+
+def _grid_frame(cfg: EvaluateConfig, chosen: Tuning, other: Tuning, tta: bool) -> pd.DataFrame:
+    with_tta, without = (chosen, other) if tta else (other, chosen)
+    rows = [
+        {
+            "threshold": t,
+            "min_area": a,
+            "score_tta": with_tta.scores[i, j],
+            "score_no_tta": without.scores[i, j],
+        }
+        for i, t in enumerate(cfg.thresholds)
+        for j, a in enumerate(cfg.min_areas)
+    ]
+    return pd.DataFrame(rows)
+
+
+def run_evaluate(
+    params: Params, prepared_path: Path, folds_csv: Path, models_dir: Path, metrics_path: Path, out_dir: Path
+) -> dict:
+    """Score the fold models out of fold, tune threshold and min area, write every output.
+
+    Returns the metrics dict (also written to `metrics_path`); nothing is written when an
+    input is missing or invalid.
+    """
+    cfg = params.evaluate
+    _check_grid(cfg, "params")
+    prepared = load_prepared(prepared_path)
+    folds_df = load_folds(folds_csv)
+    classes = _coverage_classes(prepared, folds_df, folds_csv)
+    folds = list(params.split.folds)
+    unscored = sorted(set(folds_df["fold"].tolist()) - set(folds))
+    if unscored:
+        raise SaltError(
+            f"{folds_csv}: fold(s) {unscored} are not in split.folds {folds}; their images have no model"
+        )
+    checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
+    oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, str(pick_device(params.train.device)))
+    tuned_tta, tuned_plain = tune(prepared.masks, oof.tta, cfg), tune(prepared.masks, oof.plain, cfg)
+    chosen, other = (tuned_tta, tuned_plain) if cfg.tta else (tuned_plain, tuned_tta)
+    metrics = summarize(prepared, classes, oof, chosen, other, cfg.tta)
+    thresholds = {
+        "threshold": chosen.threshold,
+        "min_area": chosen.min_area,
+        "tta": cfg.tta,
+        "folds": folds,
+        "score": chosen.score,
+    }
+    grid = _grid_frame(cfg, chosen, other, cfg.tta)
+    masks = binarize(oof.tta if cfg.tta else oof.plain, chosen.threshold, chosen.min_area)
+    # The eval folder appears in one rename, then the metrics file: never half of either.
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
+        grid.to_csv(tmp / "threshold_grid.csv", index=False, float_format="%.6f")
+        score_curves(grid, "score_tta" if cfg.tta else "score_no_tta", chosen, tmp / "score_vs_threshold.png")
+        worst_overlays(prepared, masks, cfg.worst_n, tmp / "worst_predictions.png")
+    write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def flat_metrics(metrics: dict, prefix: str = "oof_") -> dict[str, float]:
+    """{"oof_score": ..., "oof_folds_fold0": ...}: MLflow metric names for the metrics dict."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update(flat_metrics(value, f"{prefix}{key}_"))
+        else:
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path: Path, out_dir: Path) -> str:
+    """Log the metrics and the eval folder to the pipeline's parent MLflow run; returns its id."""
+    import mlflow
+
+    from saltseg import tracking
+
+    tracking.configure(params.tracking)
+    run_id = tracking.parent_run_id(params, folds_csv)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(flat_metrics(metrics))
+        mlflow.log_artifacts(str(out_dir), artifact_path="evaluate")
+        mlflow.log_artifact(str(metrics_path), artifact_path="evaluate")
+    return run_id
+
+
+def report(metrics: dict, tta: bool) -> str:
+    """Three lines for people: scores with and without TTA and the tuned post-processing."""
+    return (
+        f"out-of-fold score {metrics['score']:.4f} (TTA {'on' if tta else 'off'}), "
+        f"mean IoU {metrics['iou']:.4f} on {metrics['n_images']} images\n"
+        f"with flip TTA {metrics['score_tta']:.4f}, without {metrics['score_no_tta']:.4f}\n"
+        f"threshold {metrics['threshold']:g}, min salt area {metrics['min_area']} pixels"
+    )

@@ -1,0 +1,179 @@
+"""Fold ensemble + horizontal-flip TTA: the one prediction path of evaluate, predict and the pyfunc.
+
+Probabilities are averaged (over the flip and over fold models) before the threshold,
+and small predicted masks are called empty: the recipe that won TGS places. Every
+consumer goes through `predict_proba` and `binarize`, so `salt evaluate` tunes exactly
+the masks that `salt predict` and the served model produce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from saltseg.config import ModelConfig
+from saltseg.errors import SaltError
+from saltseg.models import checkpoint_config, load_checkpoint_model
+from saltseg.models.fit import to_input, to_original
+
+TILE = 101  # the TGS tile size, fixed by the competition
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """ "auto" -> CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def as_images(images: object) -> np.ndarray:
+    """Check and return pixel intensities 0..255 as float32 (N, 101, 101); uint8 or float input."""
+    array = np.asarray(images)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or array.shape[1:] != (TILE, TILE):
+        raise SaltError(f"images: expected shape (N, {TILE}, {TILE}), got {array.shape}")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise SaltError(f"images: expected uint8 or float pixel values, got dtype {array.dtype}")
+    return array.astype(np.float32, copy=False)
+
+
+def _sigmoid_original(model: nn.Module, x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """x float32 (B, 1, 101, 101) in [0, 1] -> probabilities float32 (B, 1, 101, 101)."""
+    return torch.sigmoid(to_original(model(to_input(x, cfg)), cfg).float())
+
+
+@torch.inference_mode()
+def predict_proba(
+    models: Sequence[nn.Module],
+    images: np.ndarray,
+    model_cfg: ModelConfig,
+    tta: bool = True,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Salt probabilities float32 (N, 101, 101) for images (N, 101, 101) with values 0..255.
+
+    Each model sees x = images / 255 (and, with `tta`, its horizontal mirror, whose
+    prediction is mirrored back); probabilities are averaged over views and models.
+    """
+    if not models:
+        raise SaltError("predict_proba: no models given")
+    pixels = as_images(images)
+    device = torch.device(device)
+    out = np.empty(pixels.shape, dtype=np.float32)
+    for start in range(0, len(pixels), batch_size):
+        x = torch.from_numpy(pixels[start : start + batch_size]).to(device).div(255.0).unsqueeze(1)
+        total = torch.zeros_like(x)
+        for model in models:
+            proba = _sigmoid_original(model, x, model_cfg)
+            if tta:
+                mirrored = _sigmoid_original(model, x.flip(-1), model_cfg).flip(-1)
+                proba = (proba + mirrored) / 2
+            total += proba
+        out[start : start + len(x)] = (total / len(models)).squeeze(1).cpu().numpy()
+    return out
+
+
+def binarize(proba: np.ndarray, threshold: float, min_area: int = 0) -> np.ndarray:
+    """bool (N, 101, 101): proba > threshold; masks with fewer than `min_area` pixels become empty."""
+    masks = np.asarray(proba) > threshold
+    if min_area > 0:
+        masks &= (masks.sum(axis=(-2, -1)) >= min_area)[..., None, None]
+    return masks
+
+
+def checkpoint_paths(models_dir: Path, folds: Sequence[int]) -> list[Path]:
+    """models_dir/fold<k>/best.pt for every fold; SaltError naming the first missing file."""
+    paths = [Path(models_dir) / f"fold{k}" / "best.pt" for k in folds]
+    for path in paths:
+        if not path.is_file():
+            raise SaltError(f"{path}: checkpoint not found (train fold {path.parent.name[4:]} first)")
+    return paths
+
+
+def load_models(
+    paths: Sequence[Path], device: str | torch.device = "cpu"
+) -> tuple[list[nn.Module], ModelConfig]:
+    """Fold models in eval mode and their shared ModelConfig (all folds must agree on it)."""
+    configs = [checkpoint_config(p) for p in paths]
+    for path, cfg in zip(paths, configs, strict=True):
+        if cfg != configs[0]:
+            raise SaltError(
+                f"{path}: model config differs from {paths[0]}'s; an ensemble needs one architecture"
+            )
+    return [load_checkpoint_model(p, device) for p in paths], configs[0]
+
+
+def load_thresholds(path: Path) -> dict:
+    """thresholds.json written by `salt evaluate`: threshold, min_area, tta, folds, score."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SaltError(f"{path}: thresholds file not found (run `salt evaluate` first)") from None
+    except json.JSONDecodeError as exc:
+        raise SaltError(f"{path}: not valid JSON ({exc.msg})") from None
+    ok = isinstance(data, dict) and isinstance(data.get("threshold"), int | float)
+    ok = ok and isinstance(data.get("min_area"), int) and isinstance(data.get("folds"), list)
+    if not ok or not math.isfinite(data["threshold"]):
+        raise SaltError(f"{path}: needs a numeric 'threshold', an integer 'min_area' and a 'folds' list")
+    return data
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """The fold models with their tuned threshold and minimum salt area."""
+
+    models: tuple[nn.Module, ...]
+    model_cfg: ModelConfig
+    threshold: float
+    min_area: int
+    tta: bool = True
+    batch_size: int = 64
+    device: str = "cpu"
+
+    @classmethod
+    def from_files(
+        cls, checkpoints: Sequence[Path], thresholds_json: Path, batch_size: int = 64, device: str = "auto"
+    ) -> Ensemble:
+        tuned = load_thresholds(thresholds_json)
+        dev = pick_device(device)
+        models, cfg = load_models(checkpoints, dev)
+        return cls(
+            models=tuple(models),
+            model_cfg=cfg,
+            threshold=float(tuned["threshold"]),
+            min_area=int(tuned["min_area"]),
+            tta=bool(tuned.get("tta", True)),
+            batch_size=batch_size,
+            device=str(dev),
+        )
+
+    @classmethod
+    def from_dirs(
+        cls, models_dir: Path, eval_dir: Path, batch_size: int = 64, device: str = "auto"
+    ) -> Ensemble:
+        """The folds named in eval_dir/thresholds.json, from models_dir/fold<k>/best.pt."""
+        thresholds_json = Path(eval_dir) / "thresholds.json"
+        folds = load_thresholds(thresholds_json)["folds"]
+        return cls.from_files(checkpoint_paths(models_dir, folds), thresholds_json, batch_size, device)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """float32 (N, 101, 101) salt probabilities."""
+        return predict_proba(self.models, images, self.model_cfg, self.tta, self.batch_size, self.device)
+
+    def binarize(self, proba: np.ndarray) -> np.ndarray:
+        """bool (N, 101, 101) masks from probabilities, with the tuned threshold and min area."""
+        return binarize(proba, self.threshold, self.min_area)
+
+    def predict_masks(self, images: np.ndarray) -> np.ndarray:
+        """bool (N, 101, 101) masks for images (N, 101, 101) with values 0..255."""
+        return self.binarize(self.predict_proba(images))

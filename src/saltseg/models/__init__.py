@@ -1,0 +1,17 @@
+"""Segmentation models: one factory over a registry, checkpoint I/O, input fitting.
+
+`build_model(cfg)` maps float32 (N, 1, S, S) images to (N, 1, S, S) logits, S = cfg.input_size.
+"""
+
+from saltseg.models import preact_resunet, timm_unet  # noqa: F401  (fill the registry)
+from saltseg.models.checkpoint import checkpoint_config, load_checkpoint_model, save_checkpoint
+from saltseg.models.registry import MODELS, build_model, register
+
+__all__ = [
+    "MODELS",
+    "build_model",
+    "checkpoint_config",
+    "load_checkpoint_model",
+    "register",
+    "save_checkpoint",
+]

@@ -1,0 +1,79 @@
+"""Checkpoint files: a plain dict that `torch.load(path, weights_only=True)` can read.
+
+{"model": state_dict, "model_config": dataclasses.asdict(ModelConfig) with tuples as lists,
+ "fold": int, "epoch": int, "stage": str, "monitor": str, "score": float}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from saltseg.atomic import atomic_file
+from saltseg.config import ModelConfig, params_from_dict
+from saltseg.errors import SaltError
+from saltseg.models.registry import build_model
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, recursively, so the dict holds only types weights_only accepts."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, model_cfg: ModelConfig, **meta: Any) -> None:
+    """Write the weights, the model config and `meta` (fold, epoch, stage, monitor, score) atomically."""
+    # torch.compile wraps the module; save the original's keys so a plain build can load them.
+    model = getattr(model, "_orig_mod", model)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"model": state, "model_config": _plain(dataclasses.asdict(model_cfg)), **_plain(meta)}
+    with atomic_file(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _read(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SaltError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SaltError(f"{path}: not a readable checkpoint ({first})") from None
+    if not isinstance(data, dict) or "model" not in data or "model_config" not in data:
+        raise SaltError(f"{path}: not a saltseg checkpoint (needs 'model' and 'model_config')")
+    return data
+
+
+def _config(data: dict, path: str | Path) -> ModelConfig:
+    try:
+        return params_from_dict({"model": data["model_config"]}).model
+    except SaltError as exc:
+        raise SaltError(f"{path}: {exc}") from None
+
+
+def checkpoint_config(path: str | Path) -> ModelConfig:
+    """The ModelConfig a checkpoint was trained with (lists back to tuples, keys validated)."""
+    return _config(_read(path), path)
+
+
+def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model from its stored config, load the weights, move to `device`, eval mode."""
+    data = _read(path)
+    cfg = _config(data, path)
+    # The weights come from the checkpoint: never (re)load the encoder's pretrained file.
+    model = build_model(dataclasses.replace(cfg, encoder_weights=None))
+    try:
+        model.load_state_dict(data["model"])
+    except RuntimeError as exc:
+        raise SaltError(f"{path}: weights do not fit model {cfg.name} ({str(exc).splitlines()[0]})") from None
+    return model.to(device).eval()

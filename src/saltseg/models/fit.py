@@ -1,0 +1,56 @@
+"""Fit 101x101 tiles to the model's input size S and map the logits back.
+
+'resize': bilinear interpolation (align_corners=False) 101 -> S and back.
+'pad': reflect padding 101 -> S (the odd pixel goes right/bottom) and a centre crop back,
+so that to_original(to_input(x)) == x exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from saltseg.config import ModelConfig
+from saltseg.errors import SaltError
+
+FITS = ("resize", "pad")
+
+
+def _check(cfg: ModelConfig) -> None:
+    if cfg.fit not in FITS:
+        raise SaltError(f"model.fit: unknown fit {cfg.fit!r}; valid: {', '.join(FITS)}")
+
+
+def _pads(size: int, target: int) -> tuple[int, int]:
+    """(before, after) padding from `size` to `target`; the odd pixel goes after."""
+    total = target - size
+    if total < 0:
+        raise SaltError(
+            f"model.input_size: {target} is smaller than the {size}-pixel tiles; 'pad' needs >= {size}"
+        )
+    return total // 2, total - total // 2
+
+
+def to_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """(N, C, H, W) float tiles (H = W = 101) -> (N, C, S, S), S = cfg.input_size."""
+    _check(cfg)
+    size = cfg.input_size
+    if x.shape[-2:] == (size, size):
+        return x
+    if cfg.fit == "resize":
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    top, bottom = _pads(x.shape[-2], size)
+    left, right = _pads(x.shape[-1], size)
+    return F.pad(x, (left, right, top, bottom), mode="reflect")
+
+
+def to_original(logits: torch.Tensor, cfg: ModelConfig, size: int = 101) -> torch.Tensor:
+    """(N, C, S, S) logits -> (N, C, size, size): the inverse of `to_input`."""
+    _check(cfg)
+    if logits.shape[-2:] == (size, size):
+        return logits
+    if cfg.fit == "resize":
+        return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+    top, _ = _pads(size, logits.shape[-2])
+    left, _ = _pads(size, logits.shape[-1])
+    return logits[..., top : top + size, left : left + size]

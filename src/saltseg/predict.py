@@ -1,0 +1,117 @@
+"""Predict the test tiles with the fold ensemble and write a Kaggle submission.
+
+The ensemble comes either from the Model Registry (`models:/<name>@champion`, the
+registered pyfunc) or straight from the fold checkpoints and eval/thresholds.json.
+Either way the masks are made by `saltseg.inference.Ensemble`, the object the
+registered pyfunc wraps, so the submission holds exactly the masks the served model
+returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from saltseg import progress
+from saltseg.atomic import atomic_file
+from saltseg.config import Params
+from saltseg.data import rle
+from saltseg.errors import SaltError
+from saltseg.inference import Ensemble
+
+
+def load_registered(model_uri: str, params: Params) -> Ensemble:
+    """The Ensemble inside a registered (or logged) pyfunc, e.g. models:/saltseg-ensemble@champion."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from saltseg import tracking
+
+    tracking.configure(params.tracking)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except (MlflowException, OSError) as exc:
+        raise SaltError(f"{model_uri}: cannot load the model ({str(exc).splitlines()[0]})") from None
+    ensemble = getattr(model.unwrap_python_model(), "ensemble", None)
+    if not isinstance(ensemble, Ensemble):
+        raise SaltError(f"{model_uri}: not a saltseg ensemble model")
+    return ensemble
+
+
+def load_ensemble(
+    params: Params, model_uri: str | None, models_dir: Path | None, eval_dir: Path | None, batch_size: int
+) -> Ensemble:
+    """From the registry (`model_uri`, default models:/<model_name>@<alias>) or local files."""
+    if model_uri and (models_dir or eval_dir):
+        raise SaltError("--model: give either a model URI or --model-dir with --eval-dir, not both")
+    if models_dir or eval_dir:
+        if not (models_dir and eval_dir):
+            raise SaltError("--model-dir: local prediction needs both --model-dir and --eval-dir")
+        return Ensemble.from_dirs(models_dir, eval_dir, batch_size, params.train.device)
+    uri = model_uri or f"models:/{params.register.model_name}@{params.register.alias}"
+    return dataclasses.replace(load_registered(uri, params), batch_size=batch_size)
+
+
+def predict_masks(
+    ensemble: Ensemble, images: np.ndarray, keep_proba: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """bool masks (N, 101, 101) and, if asked, float32 probabilities; one batch at a time."""
+    n, step = len(images), ensemble.batch_size
+    masks = np.zeros(images.shape, dtype=bool)
+    proba = np.zeros(images.shape, dtype=np.float32) if keep_proba else None
+    with progress.task(f"predict {n} images", total=-(-n // step)) as bar:
+        for start in range(0, n, step):
+            batch = ensemble.predict_proba(images[start : start + step])
+            masks[start : start + step] = ensemble.binarize(batch)
+            if proba is not None:
+                proba[start : start + step] = batch
+            bar.advance(1)
+        bar.finish(salt_images=float(masks.any(axis=(1, 2)).mean()))
+    return masks, proba
+
+
+def submission(ids: list[str], masks: np.ndarray) -> pd.DataFrame:
+    """Kaggle table: id, rle_mask (column-major RLE; the empty string for an empty mask)."""
+    return pd.DataFrame({"id": ids, "rle_mask": [rle.encode(m) for m in masks]})
+
+
+def write_submission(path: Path, ids: list[str], masks: np.ndarray) -> pd.DataFrame:
+    table = submission(ids, masks)
+    with atomic_file(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def write_probabilities(path: Path, ids: list[str], proba: np.ndarray) -> None:
+    """npz: ids str (N,), probabilities float32 (N, 101, 101)."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy adds no .npz suffix
+        np.savez_compressed(f, ids=np.asarray(ids), probabilities=proba)
+
+
+def run_predict(
+    params: Params,
+    data_dir: Path,
+    out_csv: Path,
+    model_uri: str | None = None,
+    models_dir: Path | None = None,
+    eval_dir: Path | None = None,
+    probabilities: Path | None = None,
+    batch_size: int | None = None,
+) -> pd.DataFrame:
+    """Predict data_dir/test/images, write the submission (and probabilities); the table."""
+    from saltseg.data.tgs import read_test_images
+
+    if batch_size is not None and batch_size < 1:
+        raise SaltError(f"--batch-size: must be >= 1, got {batch_size}")
+    ids, images = read_test_images(data_dir)
+    ensemble = load_ensemble(
+        params, model_uri, models_dir, eval_dir, batch_size or params.evaluate.batch_size
+    )
+    masks, proba = predict_masks(ensemble, images, keep_proba=probabilities is not None)
+    table = write_submission(out_csv, ids, masks)
+    if probabilities is not None:
+        write_probabilities(probabilities, ids, proba)
+    return table

@@ -1,0 +1,205 @@
+"""Register the fold models and the ensemble in the MLflow Model Registry; promote by score.
+
+The ensemble version is tagged with its out-of-fold score, and the alias (`champion`)
+moves to it only when that score beats the current champion's: a worse retrain can
+be registered for the record without changing what `models:/<name>@champion` serves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from saltseg.atomic import write_text
+from saltseg.config import Params
+from saltseg.errors import SaltError
+from saltseg.inference import checkpoint_paths, load_thresholds
+from saltseg.models import checkpoint_config, load_checkpoint_model
+from saltseg.serving import (
+    MODEL_CODE,
+    PACKAGE_DIR,
+    THRESHOLDS_KEY,
+    ensemble_signature,
+    fold_key,
+    input_example,
+)
+
+SCORE_TAG = "oof_score"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    champion_version: int
+    promoted: bool
+    message: str
+
+
+def requirements() -> list[str]:
+    """Pinned pip requirements of the served model (skips MLflow's slow inference of them)."""
+    out = []
+    for package in ("mlflow", "torch", "timm", "numpy", "pyyaml"):
+        try:
+            out.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            out.append(package)
+    return out
+
+
+def read_metrics(metrics_path: Path) -> dict:
+    """metrics/evaluate.json, checked for a finite out-of-fold `score`."""
+    try:
+        metrics = json.loads(Path(metrics_path).read_text())
+        score = metrics.get("score")
+    except FileNotFoundError:
+        raise SaltError(f"{metrics_path}: metrics file not found (run `salt evaluate` first)") from None
+    except (json.JSONDecodeError, AttributeError):
+        raise SaltError(f"{metrics_path}: not a JSON object") from None
+    if not isinstance(score, int | float) or not math.isfinite(score):
+        raise SaltError(f"{metrics_path}: needs a numeric 'score', got {score!r}")
+    return metrics
+
+
+def log_ensemble(name: str, checkpoints: dict[int, Path], thresholds_json: Path, batch_size: int):  # noqa: ANN201
+    """Log the models-from-code pyfunc in the active run and register it as `name`; ModelInfo."""
+    artifacts = {fold_key(k): str(p) for k, p in checkpoints.items()} | {THRESHOLDS_KEY: str(thresholds_json)}
+    return mlflow.pyfunc.log_model(
+        name="ensemble",
+        python_model=str(MODEL_CODE),
+        artifacts=artifacts,
+        code_paths=[str(PACKAGE_DIR)],
+        model_config={"batch_size": batch_size, "device": "auto"},
+        signature=ensemble_signature(),
+        input_example=input_example(),
+        pip_requirements=requirements(),
+        registered_model_name=name,
+    )
+
+
+def log_fold_model(name: str, fold: int, checkpoint: Path):  # noqa: ANN201
+    """Log one fold network (torch.export, pt2) and register it as `<name>-fold<k>`; ModelInfo.
+
+    Input float32 (N, 1, S, S) in [0, 1] at the model's input size S, output logits of the
+    same shape. The batch is dynamic (the example has 2 images); S is fixed, because the
+    network checks its input size, which pins H and W when it is exported.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    size = checkpoint_config(checkpoint).input_size
+    spec = TensorSpec(np.dtype(np.float32), (-1, 1, size, size))
+    # Two images: a batch of 1 would let torch.export pin the batch size too.
+    example = np.random.default_rng(0).random((2, 1, size, size), dtype=np.float32)
+    return mlflow.pytorch.log_model(
+        load_checkpoint_model(checkpoint),
+        name=fold_key(fold),
+        signature=ModelSignature(inputs=Schema([spec]), outputs=Schema([spec])),
+        input_example=example,
+        pip_requirements=requirements(),
+        registered_model_name=f"{name}-{fold_key(fold)}",
+    )
+
+
+def _champion(client: MlflowClient, name: str, alias: str) -> tuple[int | None, float | None]:
+    """(version, score) of the version holding `alias`; (None, None) when no version holds it."""
+    try:
+        current = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None, None
+    try:
+        return int(current.version), float(current.tags[SCORE_TAG])
+    except (KeyError, ValueError):
+        return int(current.version), None
+
+
+def promote_if_better(client: MlflowClient, name: str, alias: str, version: int, score: float) -> Promotion:
+    """Move `alias` to `version` when `score` beats the champion's (or there is no champion)."""
+    champion, best = _champion(client, name, alias)
+    new = f"{name} version {version} (out-of-fold score {score:.4f})"
+    if champion is not None and best is not None and score <= best:
+        return Promotion(
+            champion, False, f"{new} does not beat {alias} version {champion} ({best:.4f}): alias kept"
+        )
+    client.set_registered_model_alias(name, alias, str(version))
+    if champion is None:
+        return Promotion(version, True, f"{new} is the first {alias}")
+    before = f"{best:.4f}" if best is not None else "no score"
+    return Promotion(version, True, f"{new} beats {alias} version {champion} ({before}): promoted to {alias}")
+
+
+def log_fold_models(name: str, checkpoints: dict[int, Path], fold_scores: dict) -> dict[str, str]:
+    """Register every fold network, tagged with its out-of-fold score; {"fold<k>": model URI}."""
+    client, uris = MlflowClient(), {}
+    for fold, path in checkpoints.items():
+        info = log_fold_model(name, fold, path)
+        key = fold_key(fold)
+        if isinstance(fold_scores.get(key), int | float):
+            client.set_model_version_tag(
+                f"{name}-{key}", str(info.registered_model_version), SCORE_TAG, f"{fold_scores[key]:.6f}"
+            )
+        uris[key] = f"models:/{name}-{key}/{info.registered_model_version}"
+    return uris
+
+
+def register(
+    params: Params,
+    models_dir: Path,
+    eval_dir: Path,
+    metrics_path: Path,
+    folds_csv: Path,
+    folds_too: bool = True,
+) -> dict:
+    """Register the ensemble (and each fold model) under the pipeline's parent run; the record.
+
+    Every input is checked before anything is logged.
+    """
+    from saltseg import tracking
+
+    thresholds_json = Path(eval_dir) / "thresholds.json"
+    tuned = load_thresholds(thresholds_json)
+    metrics = read_metrics(metrics_path)
+    folds = [int(k) for k in tuned["folds"]]
+    checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
+    if not Path(folds_csv).is_file():
+        raise SaltError(f"{folds_csv}: folds file not found")
+    name, alias, score = params.register.model_name, params.register.alias, metrics["score"]
+
+    tracking.configure(params.tracking)
+    run_id = tracking.parent_run_id(params, folds_csv)
+    client = MlflowClient()
+    with mlflow.start_run(run_id=run_id):
+        version = int(
+            log_ensemble(
+                name, checkpoints, thresholds_json, params.evaluate.batch_size
+            ).registered_model_version
+        )
+        tags = {SCORE_TAG: f"{score:.6f}", "threshold": tuned["threshold"], "min_area": tuned["min_area"]}
+        for key, value in (tags | {"folds": ",".join(map(str, folds)), "run_id": run_id}).items():
+            client.set_model_version_tag(name, str(version), key, str(value))
+        fold_models = log_fold_models(name, checkpoints, metrics.get("folds", {})) if folds_too else {}
+        promotion = promote_if_better(client, name, alias, version, score)
+        mlflow.log_metrics({"registered_version": float(version), "registered_score": score})
+        mlflow.set_tag("saltseg.registered_model", f"{name}/{version}")
+    return {
+        "name": name,
+        "version": version,
+        "model_uri": f"models:/{name}/{version}",
+        "score": score,
+        "alias": alias,
+        "champion_version": promotion.champion_version,
+        "promoted": promotion.promoted,
+        "message": promotion.message,
+        "run_id": run_id,
+        "fold_models": fold_models,
+    }
+
+
+def write_record(record: dict, out: Path) -> None:
+    write_text(out, json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,284 @@
+"""Inference helpers and `salt evaluate`: TTA, ensembling, out-of-fold honesty, outputs, exit codes.
+
+The helpers at the top (tiny fold checkpoints, a prepared set, a params file, a Kaggle
+test folder) are shared with the registry, predict and serving tests.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from saltseg.config import ModelConfig
+from saltseg.errors import SaltError
+from saltseg.inference import binarize, predict_proba
+from saltseg.models import build_model, load_checkpoint_model, save_checkpoint
+
+TINY = ModelConfig(start_filters=4, depth=2, input_size=32)  # 32 is divisible by 2**depth
+
+
+def tiny_model(seed: int, bias: float | None = None) -> torch.nn.Module:
+    """A random tiny preact_resunet; with `bias`, a constant logit (head weights zero)."""
+    torch.manual_seed(seed)
+    model = build_model(TINY).eval()
+    if bias is not None:
+        head = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 1][-1]
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.fill_(bias)
+    return model
+
+
+def fold_checkpoints(models_dir: Path, folds=(0, 1), biases=None) -> dict[int, Path]:
+    """models_dir/fold<k>/best.pt for each fold, in the checkpoint format of `salt train`."""
+    paths = {}
+    for i, fold in enumerate(folds):
+        path = models_dir / f"fold{fold}" / "best.pt"
+        model = tiny_model(seed=fold, bias=None if biases is None else biases[i])
+        save_checkpoint(path, model, TINY, fold=fold, epoch=1, stage="bce", monitor="val_iou", score=0.5)
+        paths[fold] = path
+    return paths
+
+
+def salt_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 101, 101) and bool masks; every third mask (i % 3 == 0) is empty."""
+    rng = np.random.default_rng(seed)
+    layers = 40 * np.sin(np.arange(101) / 3.0)[:, None]
+    images = (128 + layers + rng.normal(0, 20, (n, 101, 101))).clip(0, 255)
+    masks = np.zeros((n, 101, 101), bool)
+    for i in range(n):
+        if i % 3:
+            r, c = rng.integers(0, 60, 2)
+            masks[i, r : r + 30, c : c + 35] = True
+    images[masks] = 128
+    return images.astype(np.uint8), masks
+
+
+def write_prepared(folder: Path, n: int = 24) -> tuple[Path, Path]:
+    """A prepared .npz and a folds CSV (fold = i % 2; class 0 empty, 1 salt) in the pipeline's formats."""
+    images, masks = salt_images(n)
+    ids = np.array([f"id{i:03d}" for i in range(n)])
+    prepared, folds = folder / "train.npz", folder / "folds.csv"
+    np.savez(
+        prepared,
+        images=images,
+        masks=masks,
+        depths=np.arange(n, dtype=np.int32) + 100,
+        ids=ids,
+        coverage=masks.mean((1, 2)).astype(np.float32),
+    )
+    classes = masks.any((1, 2)).astype(int)
+    pd.DataFrame({"id": ids, "fold": np.arange(n) % 2, "coverage_class": classes}).to_csv(folds, index=False)
+    return prepared, folds
+
+
+def write_params(path: Path, folds=(0, 1), **evaluate) -> Path:
+    """params.yaml with the tiny model; tracking comes from $MLFLOW_TRACKING_URI."""
+    sections = {
+        "split": {"folds": list(folds)},
+        "model": {"start_filters": TINY.start_filters, "depth": TINY.depth, "input_size": TINY.input_size},
+        "train": {"device": "cpu"},
+        "evaluate": {"thresholds": [0.4, 0.5, 0.6], "min_areas": [0, 50], "worst_n": 4, **evaluate},
+    }
+    path.write_text(yaml.safe_dump(sections))
+    return path
+
+
+def write_test_folder(folder: Path, n: int = 5) -> tuple[list[str], np.ndarray]:
+    """folder/test/images/<id>.png (RGB with equal channels, like the real data); (ids, images)."""
+    images, _ = salt_images(n, seed=7)
+    images[0] = 0  # an all-black tile, as in the real test set
+    ids = [f"t{i:02d}" for i in range(n)]
+    png_dir = folder / "test" / "images"
+    png_dir.mkdir(parents=True)
+    for key, image in zip(ids, images, strict=True):
+        Image.fromarray(np.repeat(image[..., None], 3, axis=-1)).save(png_dir / f"{key}.png")
+    return ids, images
+
+
+def run_salt(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the `salt` entry point in-process; (exit code, stdout, stderr)."""
+    from saltseg.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["salt", *map(str, args)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    return exit_info.value.code or 0, out, err
+
+
+def tmp_store(tmp_path: Path, monkeypatch):
+    """Generator for fixtures: a fresh SQLite MLflow store (never the repo's mlflow.db).
+
+    $MLFLOW_TRACKING_URI points at it (subprocesses inherit it) and so does this process's
+    MLflow, restored afterwards; artifacts go to tmp_path/mlruns (the working directory).
+    """
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    yield from tmp_store(tmp_path, monkeypatch)
+
+
+# --- inference ---------------------------------------------------------------------------
+
+
+def test_binarize_threshold_and_min_area():
+    proba = np.zeros((3, 101, 101), np.float32)
+    proba[0, :2, :2] = 0.9  # 4 pixels: below min_area 5 -> empty
+    proba[1, :5, :1] = 0.9  # 5 pixels: kept
+    proba[2, :3, :3] = 0.5  # not above the threshold
+    masks = binarize(proba, 0.5, min_area=5)
+    assert masks.dtype == bool and masks.shape == (3, 101, 101)
+    assert masks.sum((1, 2)).tolist() == [0, 5, 0]
+    assert binarize(proba, 0.5, 0).sum((1, 2)).tolist() == [4, 5, 0]
+
+
+def test_predict_proba_flip_tta_and_fold_average():
+    images, _ = salt_images(3)
+    a, b = tiny_model(1), tiny_model(2)
+    plain = predict_proba([a], images, TINY, tta=False, batch_size=2)
+    mirrored = predict_proba([a], images[:, :, ::-1], TINY, tta=False, batch_size=2)[:, :, ::-1]
+    assert plain.dtype == np.float32 and plain.shape == (3, 101, 101)
+    assert not np.allclose(plain, mirrored)  # the network is not flip-symmetric, so TTA matters
+    tta = predict_proba([a], images, TINY, tta=True, batch_size=2)
+    np.testing.assert_allclose(tta, (plain + mirrored) / 2, atol=1e-6)
+    both = predict_proba([a, b], images, TINY, tta=True, batch_size=3)
+    np.testing.assert_allclose(both, (tta + predict_proba([b], images, TINY, tta=True)) / 2, atol=1e-6)
+    # Float pixel values 0..255 mean the same as uint8.
+    np.testing.assert_array_equal(predict_proba([a], images.astype(np.float32), TINY, False, 2), plain)
+
+
+def test_predict_proba_rejects_wrong_tile_shape():
+    with pytest.raises(SaltError, match=r"expected shape \(N, 101, 101\)"):
+        predict_proba([tiny_model(0)], np.zeros((2, 64, 64), np.uint8), TINY)
+
+
+# --- out of fold ---------------------------------------------------------------------------
+
+
+def test_out_of_fold_uses_only_the_model_that_held_the_image_out(tmp_path):
+    from saltseg.data.folds import load_folds
+    from saltseg.data.prepared import load_prepared
+    from saltseg.evaluate import out_of_fold
+
+    prepared_path, folds_path = write_prepared(tmp_path)
+    # Fold 0's model says "salt everywhere", fold 1's "no salt": the answer shows who predicted.
+    checkpoints = fold_checkpoints(tmp_path / "models", biases=(10.0, -10.0))
+    prepared = load_prepared(prepared_path)
+    oof = out_of_fold(prepared, load_folds(folds_path), checkpoints, batch_size=8, device="cpu")
+    held_out_by = np.arange(len(prepared.ids)) % 2
+    assert oof.fold.tolist() == held_out_by.tolist()
+    for proba in (oof.plain, oof.tta):
+        assert (proba[held_out_by == 0] > 0.99).all()
+        assert (proba[held_out_by == 1] < 0.01).all()
+
+
+def _evaluate_args(tmp_path, prepared, folds, *extra):
+    return (
+        "evaluate", "--prepared", prepared, "--folds", folds, "--models", tmp_path / "models",
+        "--out-metrics", tmp_path / "metrics" / "evaluate.json", "--out-dir", tmp_path / "eval",
+        "--params", tmp_path / "params.yaml", *extra,
+    )  # fmt: skip
+
+
+def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, monkeypatch, capsys, store):
+    from mlflow.tracking import MlflowClient
+
+    prepared, folds = write_prepared(tmp_path)
+    fold_checkpoints(tmp_path / "models", biases=(10.0, -10.0))
+    write_params(tmp_path / "params.yaml")
+    code, out, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds))
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
+    # Fold 0 predicts full masks (score 0 everywhere); fold 1 empty masks, right on its 4 of 12
+    # empty truths (odd i with i % 3 == 0). By hand: overall 4/24, per class 4/8 and 0.
+    assert metrics["score"] == pytest.approx(4 / 24)
+    assert metrics["folds"] == pytest.approx({"fold0": 0.0, "fold1": 4 / 12})
+    assert metrics["coverage_classes"] == pytest.approx({"class0": 0.5, "class1": 0.0})
+    assert metrics["score_tta"] == metrics["score_no_tta"] == metrics["score"]
+    assert {"iou", "threshold", "min_area", "score_default", "n_images"} <= set(metrics)
+    assert (metrics["threshold"], metrics["min_area"]) == (0.4, 0)  # all ties: the first grid cell
+    thresholds = json.loads((tmp_path / "eval" / "thresholds.json").read_text())
+    assert thresholds == {"threshold": 0.4, "min_area": 0, "tta": True, "folds": [0, 1], "score": 4 / 24}
+    grid = pd.read_csv(tmp_path / "eval" / "threshold_grid.csv")
+    assert len(grid) == 3 * 2 and {"threshold", "min_area", "score_tta", "score_no_tta"} <= set(grid.columns)
+    for png in ("score_vs_threshold.png", "worst_predictions.png"):
+        assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "threshold 0.4, min salt area 0" in out and "without" in out
+    parent = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("saltseg").experiment_id],
+        filter_string="tags.`saltseg.pipeline_key` != ''",
+    )
+    assert len(parent) == 1
+    assert parent[0].data.metrics["oof_score"] == pytest.approx(metrics["score"])
+    assert parent[0].data.metrics["oof_folds_fold1"] == pytest.approx(4 / 12)
+    logged = {a.path for a in MlflowClient().list_artifacts(parent[0].info.run_id, "evaluate")}
+    assert {"evaluate/thresholds.json", "evaluate/score_vs_threshold.png", "evaluate/evaluate.json"} <= logged
+
+
+def test_evaluate_tunes_on_the_grid_and_min_score_fails_after_writing(tmp_path, monkeypatch, capsys):
+    from saltseg.data.folds import load_folds
+    from saltseg.data.prepared import load_prepared
+    from saltseg.evaluate import out_of_fold
+
+    prepared, folds = write_prepared(tmp_path)
+    checkpoints = fold_checkpoints(tmp_path / "models")
+    # Random networks give probabilities in a narrow band: put the grid inside it.
+    oof = out_of_fold(load_prepared(prepared), load_folds(folds), checkpoints, batch_size=8, device="cpu")
+    thresholds = np.quantile(oof.tta, [0.2, 0.5, 0.8]).round(6).tolist()
+    write_params(tmp_path / "params.yaml", thresholds=thresholds, min_areas=[0, 2000, 6000])
+    args = _evaluate_args(tmp_path, prepared, folds, "--min-score", "0.99", "--no-track")
+    code, _, err = run_salt(monkeypatch, capsys, *args)
+    metrics_path = tmp_path / "metrics" / "evaluate.json"
+    metrics = json.loads(metrics_path.read_text())  # written before the check fails
+    assert code == 1
+    assert f"error: {metrics_path}: score {metrics['score']:.4f} is below the required 0.99" in err
+    grid = pd.read_csv(tmp_path / "eval" / "threshold_grid.csv")
+    best = grid.loc[grid["score_tta"].idxmax()]
+    assert metrics["score"] == pytest.approx(best["score_tta"], abs=1e-6)
+    assert metrics["score_no_tta"] == pytest.approx(grid["score_no_tta"].max(), abs=1e-6)
+    assert (metrics["threshold"], metrics["min_area"]) == (best["threshold"], best["min_area"])
+    assert grid["score_tta"].nunique() > 1  # the grid really discriminates
+
+
+def test_evaluate_writes_nothing_when_a_fold_checkpoint_is_missing(tmp_path, monkeypatch, capsys):
+    prepared, folds = write_prepared(tmp_path)
+    fold_checkpoints(tmp_path / "models", folds=(0,))
+    write_params(tmp_path / "params.yaml")
+    code, _, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds, "--no-track"))
+    assert code == 1
+    assert f"{tmp_path / 'models' / 'fold1' / 'best.pt'}: checkpoint not found" in err
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_checkpoint_round_trip_keeps_the_constant_head(tmp_path):
+    path = fold_checkpoints(tmp_path, folds=(3,), biases=(-10.0,))[3]
+    proba = predict_proba([load_checkpoint_model(path)], np.zeros((1, 101, 101), np.uint8), TINY)
+    assert (proba < 0.01).all()
+
+
+def test_evaluate_refuses_folds_that_params_do_not_list(tmp_path, monkeypatch, capsys):
+    prepared, folds = write_prepared(tmp_path)
+    fold_checkpoints(tmp_path / "models", folds=(0,))
+    write_params(tmp_path / "params.yaml", folds=(0,))
+    code, _, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds, "--no-track"))
+    assert code == 1 and f"{folds}: fold(s) [1] are not in split.folds [0]" in err
+    assert not (tmp_path / "eval").exists()

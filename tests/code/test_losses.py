@@ -1,0 +1,144 @@
+"""Losses against hand-computed values and a brute-force Lovasz extension."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from saltseg.errors import SaltError
+from saltseg.losses import bce, get_loss, lovasz_hinge
+
+
+def jaccard_loss_of_set(mistakes: np.ndarray, labels: np.ndarray) -> float:
+    """Delta_J(M) = |M| / |{y = 1} u M| for the set M of mispredicted pixels (0 for 0/0)."""
+    union = np.count_nonzero(labels.astype(bool) | mistakes)
+    return np.count_nonzero(mistakes) / union if union else 0.0
+
+
+def lovasz_extension_reference(m: np.ndarray, labels: np.ndarray) -> float:
+    """The Lovasz extension of Delta_J at m >= 0, from its definition as a Choquet integral:
+
+    f(m) = integral over t >= 0 of Delta_J({i : m_i > t}) dt, which for piecewise-constant
+    level sets is a finite sum over the intervals between consecutive distinct values of m.
+    """
+    levels = np.unique(np.concatenate([[0.0], m]))
+    total = 0.0
+    for low, high in zip(levels[:-1], levels[1:], strict=True):
+        total += (high - low) * jaccard_loss_of_set(m > low, labels)
+    return total
+
+
+def hinge_reference(logits: np.ndarray, labels: np.ndarray, elu: bool) -> float:
+    errors = 1.0 - logits * (2.0 * labels - 1.0)
+    m = np.where(errors > 0, errors, np.exp(errors) - 1.0) + 1.0 if elu else np.maximum(errors, 0.0)
+    return lovasz_extension_reference(m, labels)
+
+
+def reference(logits: np.ndarray, labels: np.ndarray, per_image: bool, elu: bool) -> float:
+    """Brute-force Lovasz hinge of (N, H, W) arrays, in float64."""
+    if per_image:
+        return float(
+            np.mean([hinge_reference(x.ravel(), y.ravel(), elu) for x, y in zip(logits, labels, strict=True)])
+        )
+    return hinge_reference(logits.ravel(), labels.ravel(), elu)
+
+
+def test_perfect_confident_prediction_costs_nothing() -> None:
+    labels = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    logits = 3.0 * (2 * labels - 1)  # every margin >= 1: every hinge error <= 0
+    assert lovasz_hinge(logits, labels).item() == 0.0
+
+
+def test_hand_computed_value() -> None:
+    # labels [1, 1, 0], logits [2, 0, -0.5] -> hinge errors [-1, 1, 0.5], rectified [0, 1, 0.5].
+    # For t in [0, 0.5) pixels {1, 2} are wrong: Delta = 2 / |{0,1} u {2}| = 2/3;
+    # for t in [0.5, 1) only pixel 1: Delta = 1/2. Loss = 0.5 * 2/3 + 0.5 * 1/2 = 7/12.
+    logits = torch.tensor([[2.0, 0.0, -0.5]])
+    labels = torch.tensor([[1.0, 1.0, 0.0]])
+    assert lovasz_hinge(logits, labels).item() == pytest.approx(7 / 12, abs=1e-6)
+
+
+def test_ties_give_the_same_value_in_any_order() -> None:
+    # Both pixels wrong with error 1: Delta({0, 1}) = 2 / 2 = 1 whichever comes first.
+    for labels in ([1.0, 0.0], [0.0, 1.0]):
+        assert lovasz_hinge(torch.zeros(1, 2), torch.tensor([labels])).item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("size", [2, 3])
+@pytest.mark.parametrize("per_image", [True, False])
+@pytest.mark.parametrize("elu", [False, True])
+def test_matches_brute_force_lovasz_extension(size: int, per_image: bool, elu: bool) -> None:
+    rng = np.random.default_rng(size + 10 * per_image + 100 * elu)
+    for _ in range(20):
+        labels = (rng.random((3, size, size)) > 0.5).astype(np.float64)
+        labels[0] = 0  # one all-empty image in every batch
+        logits = rng.normal(0, 1.5, (3, size, size))
+        got = lovasz_hinge(torch.tensor(logits), torch.tensor(labels), per_image=per_image, elu=elu)
+        assert got.item() == pytest.approx(reference(logits, labels, per_image, elu), rel=1e-5, abs=1e-6)
+
+
+def test_per_image_differs_from_batch_loss() -> None:
+    logits = torch.tensor([[[2.0, -2.0]], [[0.0, 0.0]]])
+    labels = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]])
+    per_image = lovasz_hinge(logits, labels, per_image=True).item()
+    batch = lovasz_hinge(logits, labels, per_image=False).item()
+    # image 0 is perfect (0); image 1 misses both salt pixels with error 1: Delta = 1 -> mean 0.5.
+    assert per_image == pytest.approx(0.5)
+    assert batch == pytest.approx(reference(logits.numpy(), labels.numpy(), False, False))
+    assert batch != pytest.approx(per_image)
+
+
+def test_both_input_shapes_agree() -> None:
+    logits = torch.randn(4, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    labels = (torch.rand(4, 1, 5, 5, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    four_d = lovasz_hinge(logits, labels)
+    assert lovasz_hinge(logits[:, 0], labels[:, 0]).item() == pytest.approx(four_d.item())
+    assert lovasz_hinge(logits, labels[:, 0]).item() == pytest.approx(four_d.item())
+    assert bce(logits[:, 0], labels[:, 0]).item() == pytest.approx(bce(logits, labels).item())
+
+
+@pytest.mark.parametrize("elu", [False, True])
+@pytest.mark.parametrize("per_image", [True, False])
+def test_all_empty_masks_give_finite_loss_and_gradients(elu: bool, per_image: bool) -> None:
+    logits = torch.randn(3, 1, 8, 8, requires_grad=True)
+    loss = lovasz_hinge(logits, torch.zeros(3, 1, 8, 8), per_image=per_image, elu=elu)
+    loss.backward()
+    assert math.isfinite(loss.item()) and loss.item() > 0
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_all_empty_masks_and_confident_empty_prediction() -> None:
+    logits = torch.full((2, 4, 4), -5.0, requires_grad=True)
+    loss = lovasz_hinge(logits, torch.zeros(2, 4, 4))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(logits.grad).all()
+
+
+def test_bce_matches_definition() -> None:
+    logits = torch.tensor([[0.0, 2.0], [-1.0, 3.0]])
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    p = torch.sigmoid(logits)
+    expected = -(labels * p.log() + (1 - labels) * (1 - p).log()).mean()
+    assert bce(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert bce(logits, labels).item() == pytest.approx(
+        F.binary_cross_entropy_with_logits(logits, labels).item()
+    )
+
+
+def test_get_loss() -> None:
+    logits, labels = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])
+    assert get_loss("bce") is bce
+    assert get_loss("lovasz")(logits, labels).item() == pytest.approx(1.0)
+    # elu: both pixels have error 1 -> elu(1) + 1 = 2, times Delta = 1.
+    assert get_loss("lovasz", elu=True)(logits, labels).item() == pytest.approx(2.0)
+    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, lovasz"):
+        get_loss("dice")
+
+
+def test_mismatched_shapes_fail() -> None:
+    with pytest.raises(ValueError, match="do not match"):
+        lovasz_hinge(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 5))

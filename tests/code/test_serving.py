@@ -1,0 +1,136 @@
+"""The served champion and the tracking server, started for real on loopback ports (slow)."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from test_evaluate import run_salt, tmp_store, write_test_folder
+from test_predict import check_submission, mixed_thresholds
+from test_registry import registered_setup
+
+from saltseg import tracking
+from saltseg.config import TrackingConfig, load_params
+from saltseg.registry import register
+
+pytestmark = pytest.mark.slow
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    # `mlflow models serve` execs `uvicorn` through the shell: the venv's bin must be on PATH.
+    monkeypatch.setenv("PATH", f"{Path(MLFLOW).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    yield from tmp_store(tmp_path, monkeypatch)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(url: str, body: dict | None = None) -> tuple[int, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as response:
+        return response.status, response.read()
+
+
+@contextlib.contextmanager
+def server(args: list[str], ready_url: str, cwd: Path, timeout: float = 240):
+    """Start `args` in its own process group, wait until `ready_url` answers 200, stop it after."""
+    log = (cwd / f"server-{time.monotonic_ns()}.log").open("wb")
+    proc = subprocess.Popen(args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, f"server exited: {Path(log.name).read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"server not ready: {Path(log.name).read_text()[-3000:]}"
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+                if request(ready_url)[0] == 200:
+                    break
+            time.sleep(1)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # the group this test started: server and workers
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_served_champion_answers_with_the_masks_salt_predict_writes(tmp_path, monkeypatch, capsys, store):
+    ids, images = write_test_folder(tmp_path / "data", n=4)
+    threshold, min_area = mixed_thresholds(tmp_path, images)
+    params = load_params(registered_setup(tmp_path, 0.7, threshold, min_area))
+    register(
+        params,
+        tmp_path / "models",
+        tmp_path / "eval",
+        tmp_path / "evaluate.json",
+        tmp_path / "folds.csv",
+        False,
+    )
+    args = (
+        "predict",
+        "--data",
+        tmp_path / "data",
+        "--out",
+        tmp_path / "sub.csv",
+        "--params",
+        tmp_path / "params.yaml",
+    )
+    assert run_salt(monkeypatch, capsys, *args)[0] == 0
+    masks = check_submission(tmp_path / "sub.csv", ids)
+
+    port = free_port()
+    cmd = [MLFLOW, "models", "serve", "-m", "models:/saltseg-ensemble@champion", "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    with server(cmd, f"http://127.0.0.1:{port}/ping", tmp_path):
+        status, body = request(f"http://127.0.0.1:{port}/invocations", {"inputs": images.tolist()})
+    assert status == 200
+    served = np.asarray(json.loads(body)["predictions"])
+    assert served.shape == (4, 101, 101)
+    np.testing.assert_array_equal(served.astype(bool), masks)
+
+
+def test_tracking_server_finds_the_fold_runs_under_the_parent_run(tmp_path, store):
+    params = load_params(registered_setup(tmp_path, 0.7))
+    tracking.configure(TrackingConfig())  # $MLFLOW_TRACKING_URI: the temporary store
+    parent = tracking.parent_run_id(params, tmp_path / "folds.csv")
+    for fold in (0, 1):
+        tags = {tracking.FOLD_TAG: str(fold)}
+        with mlflow.start_run(run_name=f"fold{fold}", parent_run_id=parent, tags=tags):
+            mlflow.log_metric("val_iou", 0.5 + fold / 10)
+    experiment_id = mlflow.get_experiment_by_name("saltseg").experiment_id
+
+    port = free_port()
+    cmd = [MLFLOW, "server", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1"]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with server(cmd, f"{base}/health", tmp_path):
+        search = {"experiment_ids": [experiment_id], "filter": f"tags.mlflow.parentRunId = '{parent}'"}
+        status, body = request(f"{base}/api/2.0/mlflow/runs/search", search)
+    assert status == 200
+    runs = json.loads(body)["runs"]
+    folds = {
+        tag["value"]: run["data"]["metrics"][0]["value"]
+        for run in runs
+        for tag in run["data"]["tags"]
+        if tag["key"] == tracking.FOLD_TAG
+    }
+    assert folds == pytest.approx({"0": 0.5, "1": 0.6})
