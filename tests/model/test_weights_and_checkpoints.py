@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -99,3 +100,11 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path) -> None:
         save_checkpoint(path, build_model(cfg), cfg, epoch=lambda: None)
     assert torch.load(path, weights_only=True)["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+def test_numpy_metadata_is_stored_as_plain_numbers(tmp_path) -> None:
+    cfg = ModelConfig(name="preact_resunet", input_size=32, start_filters=4, depth=2)
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, build_model(cfg), cfg, fold=np.int64(2), score=np.float64(0.75), stage="bce")
+    raw = torch.load(path, weights_only=True)
+    assert raw["score"] == 0.75 and type(raw["score"]) is float and type(raw["fold"]) is int

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,7 +23,10 @@ from saltseg.models.registry import build_model
 
 
 def _plain(value: Any) -> Any:
-    """Tuples -> lists, recursively, so the dict holds only types weights_only accepts."""
+    """Tuples -> lists and numpy scalars -> Python numbers, recursively: only types that
+    `torch.load(weights_only=True)` accepts."""
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
