@@ -54,6 +54,34 @@ def check_submission(path: Path, ids: list[str]) -> np.ndarray:
     return np.stack([rle.decode(text) for text in table.set_index("id").loc[ids, "rle_mask"]])
 
 
+def champion_submission(tmp_path, monkeypatch, capsys, n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Register a champion, run `salt predict` with the default model URI; (ids, images, masks)."""
+    ids, images = write_test_folder(tmp_path / "data", n=n)
+    threshold, min_area = mixed_thresholds(tmp_path, images)
+    params = load_params(registered_setup(tmp_path, 0.7, threshold, min_area))
+    register(
+        params,
+        tmp_path / "models",
+        tmp_path / "eval",
+        tmp_path / "evaluate.json",
+        tmp_path / "folds.csv",
+        False,
+    )
+    # No --model: the default is models:/<register.model_name>@<register.alias>.
+    args = (
+        "predict",
+        "--data",
+        tmp_path / "data",
+        "--out",
+        tmp_path / "sub.csv",
+        "--params",
+        tmp_path / "params.yaml",
+    )
+    code, _, err = run_salt(monkeypatch, capsys, *args)
+    assert code == 0, err
+    return ids, images, check_submission(tmp_path / "sub.csv", ids)
+
+
 def test_submission_rle_round_trip_and_empty_string(tmp_path):
     masks = np.zeros((3, 101, 101), bool)
     masks[1, 0, 0] = True  # pixel 1
@@ -119,30 +147,7 @@ print("saltseg from", saltseg.__file__)
 def test_registered_champion_in_a_new_process_predicts_the_submission_masks(
     tmp_path, monkeypatch, capsys, store
 ):
-    ids, images = write_test_folder(tmp_path / "data", n=5)
-    threshold, min_area = mixed_thresholds(tmp_path, images)
-    params = load_params(registered_setup(tmp_path, 0.7, threshold, min_area))
-    register(
-        params,
-        tmp_path / "models",
-        tmp_path / "eval",
-        tmp_path / "evaluate.json",
-        tmp_path / "folds.csv",
-        False,
-    )
-    # No --model: the default is models:/<register.model_name>@<register.alias>.
-    args = (
-        "predict",
-        "--data",
-        tmp_path / "data",
-        "--out",
-        tmp_path / "sub.csv",
-        "--params",
-        tmp_path / "params.yaml",
-    )
-    code, _, err = run_salt(monkeypatch, capsys, *args)
-    assert code == 0, err
-    masks = check_submission(tmp_path / "sub.csv", ids)
+    ids, _, masks = champion_submission(tmp_path, monkeypatch, capsys, n=5)
     assert 0 < masks.any((1, 2)).sum() < len(ids)
 
     script = NEW_PROCESS.format(

@@ -15,13 +15,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from test_evaluate import run_salt, tmp_store, write_test_folder
-from test_predict import check_submission, mixed_thresholds
+from test_evaluate import tmp_store
+from test_predict import champion_submission
 from test_registry import registered_setup
 
 from saltseg import tracking
 from saltseg.config import TrackingConfig, load_params
-from saltseg.registry import register
 
 pytestmark = pytest.mark.slow
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -74,28 +73,7 @@ def server(args: list[str], ready_url: str, cwd: Path, timeout: float = 240):
 
 
 def test_served_champion_answers_with_the_masks_salt_predict_writes(tmp_path, monkeypatch, capsys, store):
-    ids, images = write_test_folder(tmp_path / "data", n=4)
-    threshold, min_area = mixed_thresholds(tmp_path, images)
-    params = load_params(registered_setup(tmp_path, 0.7, threshold, min_area))
-    register(
-        params,
-        tmp_path / "models",
-        tmp_path / "eval",
-        tmp_path / "evaluate.json",
-        tmp_path / "folds.csv",
-        False,
-    )
-    args = (
-        "predict",
-        "--data",
-        tmp_path / "data",
-        "--out",
-        tmp_path / "sub.csv",
-        "--params",
-        tmp_path / "params.yaml",
-    )
-    assert run_salt(monkeypatch, capsys, *args)[0] == 0
-    masks = check_submission(tmp_path / "sub.csv", ids)
+    ids, images, masks = champion_submission(tmp_path, monkeypatch, capsys, n=4)
 
     port = free_port()
     cmd = [MLFLOW, "models", "serve", "-m", "models:/saltseg-ensemble@champion", "--env-manager", "local",
