@@ -177,7 +177,8 @@ def run_evaluate(
             f"{folds_csv}: fold(s) {unscored} are not in split.folds {folds}; their images have no model"
         )
     checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
-    oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, str(pick_device(params.train.device)))
+    device = str(pick_device(params.runtime.device))
+    oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, device)
     tuned_tta, tuned_plain = tune(prepared.masks, oof.tta, cfg), tune(prepared.masks, oof.plain, cfg)
     chosen, other = (tuned_tta, tuned_plain) if cfg.tta else (tuned_plain, tuned_tta)
     metrics = summarize(prepared, classes, oof, chosen, other, cfg.tta)

@@ -50,7 +50,7 @@ def load_ensemble(
     if models_dir or eval_dir:
         if not (models_dir and eval_dir):
             raise SaltError("--model-dir: local prediction needs both --model-dir and --eval-dir")
-        return Ensemble.from_dirs(models_dir, eval_dir, batch_size, params.train.device)
+        return Ensemble.from_dirs(models_dir, eval_dir, batch_size, params.runtime.device)
     uri = model_uri or f"models:/{params.register.model_name}@{params.register.alias}"
     return dataclasses.replace(load_registered(uri, params), batch_size=batch_size)
 

@@ -160,10 +160,10 @@ def train_fold(
     `split` holds the training and validation indices into `prepared`. `key`
     identifies the configuration: a resume state with another key is ignored.
     """
-    cfg, started = params.train, time.monotonic()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    cfg, runtime, started = params.train, params.runtime, time.monotonic()
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    device = pick_device(runtime.device)
     train_idx, val_idx = split
     val_images, val_masks = prepared.images[val_idx], prepared.masks[val_idx]
     transform = build_augment(params.augment, seed=cfg.seed)
@@ -205,7 +205,7 @@ def train_fold(
                 batch_size=cfg.batch_size,
                 shuffle=True,
                 drop_last=len(dataset) > cfg.batch_size,
-                num_workers=cfg.num_workers,
+                num_workers=runtime.num_workers,
                 generator=torch.Generator().manual_seed(seed),
             )
             lr = optimizer.param_groups[0]["lr"]

@@ -38,7 +38,7 @@ def _validation_figure(
 ) -> None:
     from saltseg.models import load_checkpoint_model
 
-    device = pick_device(params.train.device)
+    device = pick_device(params.runtime.device)
     model = load_checkpoint_model(model_path, device=str(device))
     # Show salt-bearing images first: empty tiles say little about boundary quality.
     order = np.argsort(-masks.reshape(len(masks), -1).mean(1), kind="stable")[:FIGURE_IMAGES]
@@ -56,7 +56,7 @@ def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, pa
     parent_id = tracking.parent_run_id(params, folds_csv)
     key = f"{tracking.pipeline_key(params, folds_csv)}-fold{fold}"
     run_id = _fold_run_id(parent_id, params, fold, resuming=load_resume_state(paths, key) is not None)
-    device = str(pick_device(params.train.device))
+    device = str(pick_device(params.runtime.device))
     tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, device)}
     with mlflow.start_run(run_id=run_id, run_name=f"fold{fold}", parent_run_id=parent_id, tags=tags):
         if run_id is None:

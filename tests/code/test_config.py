@@ -6,9 +6,13 @@ import pytest
 
 from saltseg.config import Params, StageConfig, flat_params, load_params, params_from_dict
 from saltseg.errors import SaltError
-from saltseg.params_overlay import apply_overlay
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_params_are_the_defaults():
+    """One source of defaults: params.yaml spells out config.py's defaults, key by key."""
+    assert load_params(ROOT / "params.yaml") == Params()
 
 
 def test_repository_params_load_into_typed_objects():
@@ -17,14 +21,6 @@ def test_repository_params_load_into_typed_objects():
     assert params.split.folds == (0, 1, 2, 3, 4)
     assert all(isinstance(s, StageConfig) for s in params.train.stages)
     assert [s.loss for s in params.train.stages] == ["bce", "lovasz"]
-
-
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
-def test_named_configurations_apply_cleanly(tmp_path, name):
-    target = tmp_path / "params.yaml"
-    target.write_text((ROOT / "params.yaml").read_text())
-    apply_overlay(target, ROOT / "configs" / name)
-    load_params(target)
 
 
 def test_unknown_key_is_named():
@@ -54,26 +50,3 @@ def test_flat_params_are_dotted_and_cover_the_stages():
     flat = flat_params(Params())
     assert flat["model.name"] == "preact_resunet"
     assert flat["train.stages.1.loss"] == "lovasz"
-
-
-def test_overlay_keeps_comments_and_reports_changes(tmp_path):
-    target = tmp_path / "params.yaml"
-    target.write_text("model:\n  depth: 4  # down-sampling steps\n  dropout: 0.0\n")
-    overlay = tmp_path / "o.yaml"
-    overlay.write_text("model:\n  depth: 3\n")
-    assert apply_overlay(target, overlay) == ["model.depth"]
-    assert target.read_text() == "model:\n  depth: 3  # down-sampling steps\n  dropout: 0.0\n"
-
-
-def test_bad_overlay_leaves_params_untouched(tmp_path):
-    target = tmp_path / "params.yaml"
-    original = "model:\n  depth: 4\n"
-    target.write_text(original)
-    overlay = tmp_path / "o.yaml"
-    overlay.write_text("model:\n  dept: 3\n")
-    with pytest.raises(SaltError, match="o.yaml: unknown key model.dept"):
-        apply_overlay(target, overlay)
-    overlay.write_text("model:\n  depth: deep\n")
-    with pytest.raises(SaltError, match="expected int"):
-        apply_overlay(target, overlay)
-    assert target.read_text() == original

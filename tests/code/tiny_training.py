@@ -4,7 +4,15 @@ from pathlib import Path
 
 import numpy as np
 
-from saltseg.config import ModelConfig, Params, SplitConfig, StageConfig, TrackingConfig, TrainConfig
+from saltseg.config import (
+    ModelConfig,
+    Params,
+    RuntimeConfig,
+    SplitConfig,
+    StageConfig,
+    TrackingConfig,
+    TrainConfig,
+)
 
 
 def blocky_salt(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +38,7 @@ def tiny_params(tmp_path: Path, lovasz_epochs: int = 2) -> Params:
         train=TrainConfig(
             batch_size=8,
             stages=(StageConfig("bce", 2, 0.01), StageConfig("lovasz", lovasz_epochs, 0.003)),
-            threads=1,
         ),
+        runtime=RuntimeConfig(threads=1),
         tracking=TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
     )

@@ -12,15 +12,16 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("use")
 def use(
-    config: Annotated[Path, typer.Argument(help="A named configuration, e.g. configs/real-cpu.yaml.")],
+    config: Annotated[Path, typer.Argument(help="A named profile, e.g. configs/real-cpu.yaml.")],
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file to update.")] = Path(
         "params.yaml"
     ),
 ) -> None:
-    """Merge a named configuration into params.yaml (comments kept); `dvc repro` then reruns what changed."""
-    from saltseg.params_overlay import apply_overlay
+    """Set params.yaml to a named profile: the defaults with the profile laid over, every key
+    rewritten whatever was applied before (comments kept); `dvc repro` then reruns what changed."""
+    from saltseg.profiles import apply_profile
 
-    changed = apply_overlay(params_file, config)
+    changed = apply_profile(params_file, config)
     typer.echo(
         f"{params_file}: {len(changed)} value(s) changed from {config}: {', '.join(changed) or 'none'}"
     )
