@@ -23,6 +23,7 @@ from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.errors import SaltError
 from saltseg.inference import binarize, checkpoint_paths, load_models, pick_device, predict_proba
 from saltseg.metrics import competition_score, iou_per_image, score_per_image
+from saltseg.models.checkpoint import checkpoint_data_hash
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,17 @@ def _coverage_classes(prepared: Prepared, folds_df: pd.DataFrame, folds_csv: Pat
     return lookup.loc[list(prepared.ids)].to_numpy()
 
 
+def check_trained_on(checkpoints: dict[int, Path], data_hash: str, prepared_path: Path) -> None:
+    """Refuse fold models trained on other data than `prepared_path` (fingerprint `data_hash`)."""
+    for path in checkpoints.values():
+        trained_on = checkpoint_data_hash(path)
+        if trained_on != data_hash:
+            raise SaltError(
+                f"{path}: trained on data {trained_on or 'of unknown origin'}, but {prepared_path} is data "
+                f"{data_hash}; retrain the folds on it (`dvc repro`)"
+            )
+
+
 def _check_grid(cfg: EvaluateConfig, where: str) -> None:
     if not cfg.thresholds or not cfg.min_areas:
         raise SaltError(f"{where}: evaluate.thresholds and evaluate.min_areas must not be empty")
@@ -177,6 +189,8 @@ def run_evaluate(
             f"{folds_csv}: fold(s) {unscored} are not in split.folds {folds}; their images have no model"
         )
     checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
+    data_hash = prepared.fingerprint()
+    check_trained_on(checkpoints, data_hash, prepared_path)
     device = str(pick_device(params.runtime.device))
     oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, device)
     tuned_tta, tuned_plain = tune(prepared.masks, oof.tta, cfg), tune(prepared.masks, oof.plain, cfg)
@@ -188,6 +202,7 @@ def run_evaluate(
         "tta": cfg.tta,
         "folds": folds,
         "score": chosen.score,
+        "data_hash": data_hash,  # the registered ensemble carries this file: its data identity
     }
     grid = _grid_frame(cfg, chosen, other, cfg.tta)
     masks = binarize(oof.tta if cfg.tta else oof.plain, chosen.threshold, chosen.min_area)
@@ -218,9 +233,13 @@ def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path:
 
     from saltseg import tracking
 
+    data_hash = json.loads((Path(out_dir) / "thresholds.json").read_text())["data_hash"]
     tracking.configure(params.tracking)
-    run_id = tracking.parent_run_id(params, folds_csv)
+    run_id = tracking.parent_run_id(params, folds_csv, data_hash)
     with mlflow.start_run(run_id=run_id):
+        # The runs table shows names without any column set up: put the score in it.
+        name = f"{tracking.run_name(params, data_hash)} | OOF {metrics['score']:.3f}"
+        mlflow.set_tag("mlflow.runName", name)
         mlflow.log_metrics(flat_metrics(metrics))
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluate")
         mlflow.log_artifact(str(metrics_path), artifact_path="evaluate")

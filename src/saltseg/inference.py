@@ -113,7 +113,7 @@ def load_models(
 
 
 def load_thresholds(path: Path) -> dict:
-    """thresholds.json written by `salt evaluate`: threshold, min_area, tta, folds, score."""
+    """thresholds.json written by `salt evaluate`: threshold, min_area, tta, folds, score, data_hash."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -123,8 +123,12 @@ def load_thresholds(path: Path) -> dict:
         raise SaltError(f"{path}: not valid JSON ({exc.msg})") from None
     ok = isinstance(data, dict) and isinstance(data.get("threshold"), int | float)
     ok = ok and isinstance(data.get("min_area"), int) and isinstance(data.get("folds"), list)
+    ok = ok and isinstance(data.get("data_hash"), str)
     if not ok or not math.isfinite(data["threshold"]):
-        raise SaltError(f"{path}: needs a numeric 'threshold', an integer 'min_area' and a 'folds' list")
+        raise SaltError(
+            f"{path}: needs a numeric 'threshold', an integer 'min_area', a 'folds' list and the "
+            "'data_hash' of the data the folds were trained on (rerun `salt evaluate`)"
+        )
     return data
 
 
@@ -136,6 +140,7 @@ class Ensemble:
     model_cfg: ModelConfig
     threshold: float
     min_area: int
+    data_hash: str  # fingerprint of the data the folds were trained on
     tta: bool = True
     batch_size: int = 64
     device: str = "cpu"
@@ -152,6 +157,7 @@ class Ensemble:
             model_cfg=cfg,
             threshold=float(tuned["threshold"]),
             min_area=int(tuned["min_area"]),
+            data_hash=tuned["data_hash"],
             tta=bool(tuned.get("tta", True)),
             batch_size=batch_size,
             device=str(dev),

@@ -1,10 +1,12 @@
 """Predict the test tiles with the fold ensemble and write a Kaggle submission.
 
-The ensemble comes either from the Model Registry (`models:/<name>@champion`, the
-registered pyfunc) or straight from the fold checkpoints and eval/thresholds.json.
-Either way the masks are made by `saltseg.inference.Ensemble`, the object the
-registered pyfunc wraps, so the submission holds exactly the masks the served model
-returns.
+By default the ensemble is the champion that registry.json (written by `salt register`)
+records for the data at hand: the record names its data fingerprint, and prediction
+stops when prepared/train.npz holds other data, so a submission never comes from a model
+trained on another data set. A model URI or the local fold checkpoints (with
+eval/thresholds.json) can be named instead. Either way the masks are made by
+`saltseg.inference.Ensemble`, the object the registered pyfunc wraps, so the submission
+holds exactly the masks the served model returns.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from saltseg.config import Params
 from saltseg.data import rle
 from saltseg.errors import SaltError
 from saltseg.inference import Ensemble
+from saltseg.registry import read_record
 
 
 def load_registered(model_uri: str, params: Params) -> Ensemble:
@@ -41,18 +44,51 @@ def load_registered(model_uri: str, params: Params) -> Ensemble:
     return ensemble
 
 
+def champion_uri(registry_json: Path, prepared: Path | None, alias: bool = False) -> tuple[str, str]:
+    """(model URI, data fingerprint) of the champion registry.json records for the current data.
+
+    `prepared` (the training arrays the pipeline uses now) must hold the data the record
+    names; `alias` gives the moving `@<alias>` URI (for serving) instead of the version.
+    """
+    from saltseg.data.prepared import load_prepared
+
+    record = read_record(registry_json)
+    if prepared is not None and Path(prepared).exists():
+        current = load_prepared(prepared).fingerprint()
+        if current != record["data_hash"]:
+            raise SaltError(
+                f"{registry_json}: records the champion for data {record['data_hash']}, but {prepared} "
+                f"holds data {current}; run `dvc repro` to train and register a model for it"
+            )
+    uri = f"models:/{record['name']}@{record['alias']}" if alias else record["champion_uri"]
+    return uri, record["data_hash"]
+
+
 def load_ensemble(
-    params: Params, model_uri: str | None, models_dir: Path | None, eval_dir: Path | None, batch_size: int
+    params: Params,
+    model_uri: str | None,
+    models_dir: Path | None,
+    eval_dir: Path | None,
+    batch_size: int,
+    registry_json: Path = Path("registry.json"),
+    prepared: Path | None = None,
 ) -> Ensemble:
-    """From the registry (`model_uri`, default models:/<model_name>@<alias>) or local files."""
+    """From `model_uri`, from local files, or (by default) the champion for the current data."""
     if model_uri and (models_dir or eval_dir):
         raise SaltError("--model: give either a model URI or --model-dir with --eval-dir, not both")
     if models_dir or eval_dir:
         if not (models_dir and eval_dir):
             raise SaltError("--model-dir: local prediction needs both --model-dir and --eval-dir")
         return Ensemble.from_dirs(models_dir, eval_dir, batch_size, params.runtime.device)
-    uri = model_uri or f"models:/{params.register.model_name}@{params.register.alias}"
-    return dataclasses.replace(load_registered(uri, params), batch_size=batch_size)
+    if model_uri:
+        return dataclasses.replace(load_registered(model_uri, params), batch_size=batch_size)
+    uri, data_hash = champion_uri(registry_json, prepared)
+    ensemble = load_registered(uri, params)
+    if ensemble.data_hash != data_hash:
+        raise SaltError(
+            f"{uri}: trained on data {ensemble.data_hash}, not {data_hash} as {registry_json} says"
+        )
+    return dataclasses.replace(ensemble, batch_size=batch_size)
 
 
 def predict_masks(
@@ -100,6 +136,8 @@ def run_predict(
     eval_dir: Path | None = None,
     probabilities: Path | None = None,
     batch_size: int | None = None,
+    registry_json: Path = Path("registry.json"),
+    prepared: Path | None = None,
 ) -> pd.DataFrame:
     """Predict data_dir/test/images, write the submission (and probabilities); the table."""
     from saltseg.data.tgs import read_test_images
@@ -108,7 +146,13 @@ def run_predict(
         raise SaltError(f"--batch-size: must be >= 1, got {batch_size}")
     ids, images = read_test_images(data_dir)
     ensemble = load_ensemble(
-        params, model_uri, models_dir, eval_dir, batch_size or params.evaluate.batch_size
+        params,
+        model_uri,
+        models_dir,
+        eval_dir,
+        batch_size or params.evaluate.batch_size,
+        registry_json,
+        prepared,
     )
     masks, proba = predict_masks(ensemble, images, keep_proba=probabilities is not None)
     table = write_submission(out_csv, ids, masks)

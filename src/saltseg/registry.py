@@ -1,12 +1,16 @@
 """Register the fold models and the ensemble in the MLflow Model Registry; promote by score.
 
-The ensemble version is tagged with its out-of-fold score, and the alias (`champion`)
-moves to it only when that score beats the current champion's: a worse retrain can
-be registered for the record without changing what `models:/<name>@champion` serves.
+There is one champion per data set: the alias is `<register.alias>-<data fingerprint>`
+(e.g. `champion-3fa9c2e14b7d0a55`), so a model is only ever compared with, promoted
+over, and used to predict for models trained on the same data. The ensemble version is
+tagged with its out-of-fold score and its data; the alias moves to it only when that
+score beats the current champion's. Registering the same files again (an identical
+rerun) reuses their version instead of adding one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -16,6 +20,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from saltseg.atomic import write_text
@@ -33,6 +38,8 @@ from saltseg.serving import (
 )
 
 SCORE_TAG = "oof_score"
+CONTENT_TAG = "content_hash"
+DATA_TAG = "data_hash"
 
 
 @dataclass(frozen=True)
@@ -107,12 +114,27 @@ def log_fold_model(name: str, fold: int, checkpoint: Path):  # noqa: ANN201
     )
 
 
+def champion_alias(alias: str, data_hash: str) -> str:
+    """The alias of the champion for one data set: `<alias>-<data fingerprint>`."""
+    return f"{alias}-{data_hash}"
+
+
+def _no_such_alias(exc: MlflowException) -> bool:
+    """True for "this model or alias does not exist"; anything else (a locked database, a
+    server down, bad permissions) is a real error and must not read as "no champion"."""
+    code = exc.error_code
+    missing_alias = code == ErrorCode.Name(INVALID_PARAMETER_VALUE) and "not found" in exc.message
+    return code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST) or missing_alias
+
+
 def _champion(client: MlflowClient, name: str, alias: str) -> tuple[int | None, float | None]:
     """(version, score) of the version holding `alias`; (None, None) when no version holds it."""
     try:
         current = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None, None
+    except MlflowException as exc:
+        if _no_such_alias(exc):
+            return None, None
+        raise
     try:
         return int(current.version), float(current.tags[SCORE_TAG])
     except (KeyError, ValueError):
@@ -123,6 +145,8 @@ def promote_if_better(client: MlflowClient, name: str, alias: str, version: int,
     """Move `alias` to `version` when `score` beats the champion's (or there is no champion)."""
     champion, best = _champion(client, name, alias)
     new = f"{name} version {version} (out-of-fold score {score:.4f})"
+    if champion == version:
+        return Promotion(version, False, f"{new} is already {alias}")
     if champion is not None and best is not None and score <= best:
         return Promotion(
             champion, False, f"{new} does not beat {alias} version {champion} ({best:.4f}): alias kept"
@@ -132,6 +156,26 @@ def promote_if_better(client: MlflowClient, name: str, alias: str, version: int,
         return Promotion(version, True, f"{new} is the first {alias}")
     before = f"{best:.4f}" if best is not None else "no score"
     return Promotion(version, True, f"{new} beats {alias} version {champion} ({before}): promoted to {alias}")
+
+
+def content_hash(checkpoints: dict[int, Path], thresholds_json: Path) -> str:
+    """What a registered ensemble is made of: its fold weights and its post-processing."""
+    digest = hashlib.sha256()
+    for fold, path in sorted(checkpoints.items()):
+        digest.update(f"fold{fold}:".encode() + Path(path).read_bytes())
+    digest.update(Path(thresholds_json).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def registered_version(client: MlflowClient, name: str, content: str) -> int | None:
+    """The version of `name` registered from exactly these files, if any."""
+    try:
+        found = client.search_model_versions(f"name = '{name}' and tags.{CONTENT_TAG} = '{content}'")
+    except MlflowException as exc:
+        if _no_such_alias(exc):
+            return None
+        raise
+    return min((int(v.version) for v in found), default=None)
 
 
 def log_fold_models(name: str, checkpoints: dict[int, Path], fold_scores: dict) -> dict[str, str]:
@@ -169,21 +213,29 @@ def register(
     checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
     if not Path(folds_csv).is_file():
         raise SaltError(f"{folds_csv}: folds file not found")
-    name, alias, score = params.register.model_name, params.register.alias, metrics["score"]
+    name, score, data_hash = params.register.model_name, metrics["score"], tuned["data_hash"]
+    alias = champion_alias(params.register.alias, data_hash)
+    content = content_hash(checkpoints, thresholds_json)
 
     tracking.configure(params.tracking)
-    run_id = tracking.parent_run_id(params, folds_csv)
+    run_id = tracking.parent_run_id(params, folds_csv, data_hash)
     client = MlflowClient()
+    version, fold_models = registered_version(client, name, content), {}
     with mlflow.start_run(run_id=run_id):
-        version = int(
-            log_ensemble(
-                name, checkpoints, thresholds_json, params.evaluate.batch_size
-            ).registered_model_version
-        )
-        tags = {SCORE_TAG: f"{score:.6f}", "threshold": tuned["threshold"], "min_area": tuned["min_area"]}
-        for key, value in (tags | {"folds": ",".join(map(str, folds)), "run_id": run_id}).items():
-            client.set_model_version_tag(name, str(version), key, str(value))
-        fold_models = log_fold_models(name, checkpoints, metrics.get("folds", {})) if folds_too else {}
+        if version is None:
+            version = int(
+                log_ensemble(
+                    name, checkpoints, thresholds_json, params.evaluate.batch_size
+                ).registered_model_version
+            )
+            tags = {
+                SCORE_TAG: f"{score:.6f}", "threshold": tuned["threshold"], "min_area": tuned["min_area"],
+                "folds": ",".join(map(str, folds)), "run_id": run_id, CONTENT_TAG: content,
+                DATA_TAG: data_hash, "data_source": params.data.source, "profile": params.profile,
+            }  # fmt: skip
+            for key, value in tags.items():
+                client.set_model_version_tag(name, str(version), key, str(value))
+            fold_models = log_fold_models(name, checkpoints, metrics.get("folds", {})) if folds_too else {}
         promotion = promote_if_better(client, name, alias, version, score)
         mlflow.log_metrics({"registered_version": float(version), "registered_score": score})
         mlflow.set_tag("saltseg.registered_model", f"{name}/{version}")
@@ -192,13 +244,30 @@ def register(
         "version": version,
         "model_uri": f"models:/{name}/{version}",
         "score": score,
+        "data_hash": data_hash,
         "alias": alias,
         "champion_version": promotion.champion_version,
+        "champion_uri": f"models:/{name}/{promotion.champion_version}",
         "promoted": promotion.promoted,
         "message": promotion.message,
         "run_id": run_id,
         "fold_models": fold_models,
     }
+
+
+def read_record(path: Path) -> dict:
+    """registry.json written by `salt register`, checked for what prediction needs."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SaltError(f"{path}: registry record not found (run `salt register`, or give --model)") from None
+    except json.JSONDecodeError as exc:
+        raise SaltError(f"{path}: not valid JSON ({exc.msg})") from None
+    needed = ("name", "alias", "champion_uri", "data_hash")
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in needed):
+        raise SaltError(f"{path}: needs {', '.join(needed)} (rerun `salt register`)")
+    return record
 
 
 def write_record(record: dict, out: Path) -> None:

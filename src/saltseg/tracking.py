@@ -1,18 +1,20 @@
 """MLflow set-up and the links between pipeline stages.
 
 Fold stages run as separate processes, so the parent run cannot be handed over in
-memory: every stage derives the same *pipeline key* from the configuration and the
-fold file, and finds the parent run by that tag (creating it the first time).
-Nothing here runs at import time.
+memory: every stage derives the same *pipeline key* from the configuration, the data
+fingerprint and the fold file, and finds the parent run by that tag (creating it the
+first time). Nothing here runs at import time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -23,9 +25,25 @@ from saltseg.config import Params, TrackingConfig, flat_params
 
 PIPELINE_KEY_TAG = "saltseg.pipeline_key"
 FOLD_TAG = "saltseg.fold"
-# The sections that decide what a fold model is; evaluate/register settings do not
-# start a new pipeline run.
+DATA_TAG = "data_hash"
+# Makes the MLflow 3 UI open the experiment on its training runs, not on the GenAI overview.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# The sections that decide what a fold model is. `runtime` (device, threads, workers),
+# `tracking`, `evaluate` and `register` do not start a new pipeline run; `synth` does
+# through the data fingerprint, which covers every image the folds train on.
 _KEY_SECTIONS = ("data", "split", "model", "augment", "train")
+# Files a pipeline run writes into the repository itself: they do not make the code dirty.
+_RECORDS = ("dvc.lock", "metrics", "plots", "registry.json", ".gitignore", "**/.gitignore")
+
+
+def project_root() -> Path:
+    """The repository a command works for.
+
+    `dvc exp run --temp` and queued experiments run in a throwaway copy under
+    .dvc/tmp/exps and set DVC_ROOT to the repository they came from: a store resolved
+    there survives the run and is the one the user opens.
+    """
+    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
@@ -33,7 +51,22 @@ def tracking_uri(cfg: TrackingConfig) -> str:
         return cfg.uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    return f"sqlite:///{Path(cfg.db).resolve()}"
+    return f"sqlite:///{project_root() / cfg.db}"
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialise the first touch of a SQLite store: parallel queue workers would both
+    try to create its tables and the experiment."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(db) + ".lock", timeout=300):
+        yield
 
 
 def configure(cfg: TrackingConfig) -> str:
@@ -41,34 +74,48 @@ def configure(cfg: TrackingConfig) -> str:
     uri = tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(cfg.experiment) is None and uri.startswith("sqlite:///"):
-        # Artifacts beside the database, at an absolute path: MLflow's default
-        # (./mlruns of whichever folder a command happens to run in) scatters them.
-        store = Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts"
-        mlflow.create_experiment(cfg.experiment, artifact_location=store.as_uri())
+    with _store_lock(uri):
+        experiment = mlflow.get_experiment_by_name(cfg.experiment)
+        if experiment is None:
+            # Artifacts beside the database, at an absolute path: MLflow's default
+            # (./mlruns of whichever folder a command happens to run in) scatters them.
+            location = None
+            if uri.startswith("sqlite:///"):
+                location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+            mlflow.create_experiment(cfg.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+        elif any(experiment.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):
+            for key, value in EXPERIMENT_KIND.items():
+                MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)
     mlflow.set_experiment(cfg.experiment)
     return uri
 
 
-def pipeline_key(params: Params, folds_csv: Path) -> str:
+def pipeline_key(params: Params, folds_csv: Path, data_hash: str) -> str:
     sections = {name: dataclasses.asdict(getattr(params, name)) for name in _KEY_SECTIONS}
-    digest = hashlib.sha256(json.dumps(sections, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps({"data_hash": data_hash, **sections}, sort_keys=True).encode())
     digest.update(Path(folds_csv).read_bytes())
     return digest.hexdigest()[:16]
 
 
-def parent_run_id(params: Params, folds_csv: Path) -> str:
+def run_name(params: Params, data_hash: str) -> str:
+    """What the MLflow runs table shows: the profile (marked if edited) and the data."""
+    from saltseg.profiles import label
+
+    return f"{label(params, Path('configs'))} | {params.data.source}@{data_hash[:8]}"
+
+
+def parent_run_id(params: Params, folds_csv: Path, data_hash: str) -> str:
     """The parent run of this pipeline configuration: found by tag, created if missing."""
-    key = pipeline_key(params, folds_csv)
+    key = pipeline_key(params, folds_csv, data_hash)
     experiment = mlflow.get_experiment_by_name(params.tracking.experiment)
     found = MlflowClient().search_runs(
         [experiment.experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}'", max_results=1
     )
     if found:
         return found[0].info.run_id
-    with mlflow.start_run(run_name=f"pipeline-{key[:8]}", tags={PIPELINE_KEY_TAG: key}) as run:
+    tags = {PIPELINE_KEY_TAG: key, **lineage_tags(params, data_hash)}
+    with mlflow.start_run(run_name=run_name(params, data_hash), tags=tags) as run:
         mlflow.log_params(flat_params(params))
-        mlflow.set_tags(lineage_tags(params))
     return run.info.run_id
 
 
@@ -82,10 +129,14 @@ def fold_runs(parent_id: str, experiment_name: str) -> dict[int, str]:
 
 
 def git_commit() -> str:
+    """HEAD, with "-dirty" when tracked files other than the pipeline's own records changed."""
+    records = [f":(exclude,glob){pattern}" for pattern in _RECORDS]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *records],
+            capture_output=True,
+            text=True,
         )
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
@@ -107,13 +158,25 @@ def dvc_data_hash(source: str) -> str:
     return "unknown"
 
 
-def lineage_tags(params: Params, device: str | None = None) -> dict[str, str]:
+def experiment_tags() -> dict[str, str]:
+    """The DVC experiment a stage runs in (`dvc exp run`, --temp, --queue): the way from
+    `dvc exp show` to the MLflow run and back."""
+    names = {"DVC_EXP_NAME": "dvc_exp_name", "DVC_EXP_BASELINE_REV": "dvc_exp_baseline_rev"}
+    return {tag: os.environ[var] for var, tag in names.items() if os.environ.get(var)}
+
+
+def lineage_tags(params: Params, data_hash: str, device: str | None = None) -> dict[str, str]:
     import torch
+
+    from saltseg.profiles import label
 
     return {
         "git_commit": git_commit(),
+        DATA_TAG: data_hash,
         "dvc_data_hash": dvc_data_hash(params.data.source),
         "data_source": params.data.source,
+        "profile": label(params, Path("configs")),
         "torch_version": torch.__version__,
         "device": device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        **experiment_tags(),
     }

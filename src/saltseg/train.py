@@ -165,6 +165,7 @@ def train_fold(
         torch.set_num_threads(runtime.threads)
     device = pick_device(runtime.device)
     train_idx, val_idx = split
+    data_hash = prepared.fingerprint()  # travels with the checkpoint: evaluate refuses other data
     val_images, val_masks = prepared.images[val_idx], prepared.masks[val_idx]
     transform = build_augment(params.augment, seed=cfg.seed)
     dataset = SaltDataset(prepared.images[train_idx], prepared.masks[train_idx], transform)
@@ -224,6 +225,7 @@ def train_fold(
                 save_checkpoint(
                     paths.best, model, params.model,
                     fold=fold, epoch=step, stage=stage.loss, monitor=cfg.monitor, score=best,
+                    data_hash=data_hash,
                 )  # fmt: skip
             step += 1
             done = epoch + 1 == stage.epochs

@@ -52,12 +52,13 @@ def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, pa
     """Train fold `fold` and log it under the pipeline's parent run; returns its metrics."""
     prepared = load_prepared(prepared_path)
     split = fold_indices(prepared.ids, load_folds(folds_csv), fold)
+    data_hash = prepared.fingerprint()
     tracking.configure(params.tracking)
-    parent_id = tracking.parent_run_id(params, folds_csv)
-    key = f"{tracking.pipeline_key(params, folds_csv)}-fold{fold}"
+    parent_id = tracking.parent_run_id(params, folds_csv, data_hash)
+    key = f"{tracking.pipeline_key(params, folds_csv, data_hash)}-fold{fold}"
     run_id = _fold_run_id(parent_id, params, fold, resuming=load_resume_state(paths, key) is not None)
     device = str(pick_device(params.runtime.device))
-    tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, device)}
+    tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, data_hash, device)}
     with mlflow.start_run(run_id=run_id, run_name=f"fold{fold}", parent_run_id=parent_id, tags=tags):
         if run_id is None:
             mlflow.log_params(flat_params(params) | {"fold": fold})

@@ -16,6 +16,7 @@ import yaml
 from PIL import Image
 
 from saltseg.config import ModelConfig
+from saltseg.data.prepared import FIELDS, Prepared
 from saltseg.errors import SaltError
 from saltseg.inference import binarize, predict_proba
 from saltseg.models import build_model, load_checkpoint_model, save_checkpoint
@@ -35,13 +36,15 @@ def tiny_model(seed: int, bias: float | None = None) -> torch.nn.Module:
     return model
 
 
-def fold_checkpoints(models_dir: Path, folds=(0, 1), biases=None) -> dict[int, Path]:
-    """models_dir/fold<k>/best.pt for each fold, in the checkpoint format of `salt train`."""
+def fold_checkpoints(models_dir: Path, folds=(0, 1), biases=None, data_hash=None) -> dict[int, Path]:
+    """models_dir/fold<k>/best.pt for each fold, in the checkpoint format of `salt train`,
+    trained (so they say) on `data_hash`, by default the data `write_prepared` writes."""
     paths = {}
     for i, fold in enumerate(folds):
         path = models_dir / f"fold{fold}" / "best.pt"
         model = tiny_model(seed=fold, bias=None if biases is None else biases[i])
-        save_checkpoint(path, model, TINY, fold=fold, epoch=1, stage="bce", monitor="val_iou", score=0.5)
+        meta = {"fold": fold, "epoch": 1, "stage": "bce", "monitor": "val_iou", "score": 0.5}
+        save_checkpoint(path, model, TINY, **meta, data_hash=data_hash or DATA_HASH)
         paths[fold] = path
     return paths
 
@@ -60,21 +63,28 @@ def salt_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.uint8), masks
 
 
-def write_prepared(folder: Path, n: int = 24) -> tuple[Path, Path]:
-    """A prepared .npz and a folds CSV (fold = i % 2; class 0 empty, 1 salt) in the pipeline's formats."""
+def prepared_arrays(n: int = 24) -> Prepared:
     images, masks = salt_images(n)
-    ids = np.array([f"id{i:03d}" for i in range(n)])
-    prepared, folds = folder / "train.npz", folder / "folds.csv"
-    np.savez(
-        prepared,
+    return Prepared(
         images=images,
         masks=masks,
         depths=np.arange(n, dtype=np.int32) + 100,
-        ids=ids,
+        ids=np.array([f"id{i:03d}" for i in range(n)]),
         coverage=masks.mean((1, 2)).astype(np.float32),
     )
-    classes = masks.any((1, 2)).astype(int)
-    pd.DataFrame({"id": ids, "fold": np.arange(n) % 2, "coverage_class": classes}).to_csv(folds, index=False)
+
+
+DATA_HASH = prepared_arrays().fingerprint()
+
+
+def write_prepared(folder: Path, n: int = 24) -> tuple[Path, Path]:
+    """A prepared .npz and a folds CSV (fold = i % 2; class 0 empty, 1 salt) in the pipeline's formats."""
+    arrays = prepared_arrays(n)
+    prepared, folds = folder / "train.npz", folder / "folds.csv"
+    np.savez(prepared, **{name: getattr(arrays, name) for name in FIELDS})
+    classes = arrays.masks.any((1, 2)).astype(int)
+    table = {"id": arrays.ids, "fold": np.arange(n) % 2, "coverage_class": classes}
+    pd.DataFrame(table).to_csv(folds, index=False)
     return prepared, folds
 
 
@@ -83,7 +93,7 @@ def write_params(path: Path, folds=(0, 1), **evaluate) -> Path:
     sections = {
         "split": {"folds": list(folds)},
         "model": {"start_filters": TINY.start_filters, "depth": TINY.depth, "input_size": TINY.input_size},
-        "train": {"device": "cpu"},
+        "runtime": {"device": "cpu"},
         "evaluate": {"thresholds": [0.4, 0.5, 0.6], "min_areas": [0, 50], "worst_n": 4, **evaluate},
     }
     path.write_text(yaml.safe_dump(sections))
@@ -217,7 +227,9 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     assert {"iou", "threshold", "min_area", "score_default", "n_images"} <= set(metrics)
     assert (metrics["threshold"], metrics["min_area"]) == (0.4, 0)  # all ties: the first grid cell
     thresholds = json.loads((tmp_path / "eval" / "thresholds.json").read_text())
-    assert thresholds == {"threshold": 0.4, "min_area": 0, "tta": True, "folds": [0, 1], "score": 4 / 24}
+    assert thresholds == {
+        "threshold": 0.4, "min_area": 0, "tta": True, "folds": [0, 1], "score": 4 / 24, "data_hash": DATA_HASH
+    }  # fmt: skip
     grid = pd.read_csv(tmp_path / "eval" / "threshold_grid.csv")
     assert len(grid) == 3 * 2 and {"threshold", "min_area", "score_tta", "score_no_tta"} <= set(grid.columns)
     for png in ("score_vs_threshold.png", "worst_predictions.png"):
@@ -273,6 +285,16 @@ def test_checkpoint_round_trip_keeps_the_constant_head(tmp_path):
     path = fold_checkpoints(tmp_path, folds=(3,), biases=(-10.0,))[3]
     proba = predict_proba([load_checkpoint_model(path)], np.zeros((1, 101, 101), np.uint8), TINY)
     assert (proba < 0.01).all()
+
+
+def test_evaluate_refuses_models_trained_on_other_data(tmp_path, monkeypatch, capsys):
+    prepared, folds = write_prepared(tmp_path)
+    fold_checkpoints(tmp_path / "models", data_hash="0123456789abcdef")
+    write_params(tmp_path / "params.yaml")
+    code, _, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds, "--no-track"))
+    assert code == 1
+    assert f"fold0{'/'}best.pt: trained on data 0123456789abcdef, but {prepared} is data {DATA_HASH}" in err
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "metrics").exists()
 
 
 def test_evaluate_refuses_folds_that_params_do_not_list(tmp_path, monkeypatch, capsys):

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_evaluate import fold_checkpoints, run_salt, tmp_store, write_params, write_test_folder
+from test_evaluate import DATA_HASH, fold_checkpoints, run_salt, tmp_store, write_params, write_test_folder
 from test_registry import registered_setup
 
 from saltseg.config import load_params
 from saltseg.data import rle
 from saltseg.inference import Ensemble
 from saltseg.predict import submission, write_submission
-from saltseg.registry import register
+from saltseg.registry import register, write_record
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -31,7 +31,7 @@ def mixed_thresholds(folder: Path, images: np.ndarray) -> tuple[float, int]:
     checkpoints = fold_checkpoints(folder / "models")
     (folder / "eval").mkdir(exist_ok=True)
     (folder / "eval" / "thresholds.json").write_text(
-        json.dumps({"threshold": 0.5, "min_area": 0, "folds": [0, 1]})
+        json.dumps({"threshold": 0.5, "min_area": 0, "folds": [0, 1], "data_hash": DATA_HASH})
     )
     proba = Ensemble.from_files(
         list(checkpoints.values()), folder / "eval" / "thresholds.json"
@@ -59,7 +59,7 @@ def champion_submission(tmp_path, monkeypatch, capsys, n: int) -> tuple[list[str
     ids, images = write_test_folder(tmp_path / "data", n=n)
     threshold, min_area = mixed_thresholds(tmp_path, images)
     params = load_params(registered_setup(tmp_path, 0.7, threshold, min_area))
-    register(
+    record = register(
         params,
         tmp_path / "models",
         tmp_path / "eval",
@@ -67,7 +67,8 @@ def champion_submission(tmp_path, monkeypatch, capsys, n: int) -> tuple[list[str
         tmp_path / "folds.csv",
         False,
     )
-    # No --model: the default is models:/<register.model_name>@<register.alias>.
+    write_record(record, tmp_path / "registry.json")
+    # No --model: the default is the champion registry.json records for this data.
     args = (
         "predict",
         "--data",
@@ -95,7 +96,13 @@ def test_submission_rle_round_trip_and_empty_string(tmp_path):
 def test_predict_from_local_files_writes_submission_and_probabilities(tmp_path, monkeypatch, capsys):
     ids, images = write_test_folder(tmp_path / "data", n=6)
     threshold, min_area = mixed_thresholds(tmp_path, images)
-    tuned = {"threshold": threshold, "min_area": min_area, "tta": True, "folds": [0, 1]}
+    tuned = {
+        "threshold": threshold,
+        "min_area": min_area,
+        "tta": True,
+        "folds": [0, 1],
+        "data_hash": DATA_HASH,
+    }
     (tmp_path / "eval" / "thresholds.json").write_text(json.dumps(tuned))
     write_params(tmp_path / "params.yaml")
     code, out, err = run_salt(
@@ -112,6 +119,56 @@ def test_predict_from_local_files_writes_submission_and_probabilities(tmp_path, 
     expected &= (expected.sum((1, 2)) >= min_area)[:, None, None]
     np.testing.assert_array_equal(masks, expected)
     assert f"6 masks ({masks.any((1, 2)).sum()} with salt)" in out
+
+
+def test_default_model_must_be_trained_on_the_current_data(tmp_path, monkeypatch, capsys):
+    from test_evaluate import write_prepared
+
+    write_test_folder(tmp_path / "data", n=2)
+    write_params(tmp_path / "params.yaml")
+    prepared, _ = write_prepared(tmp_path)
+    record = {
+        "name": "saltseg-ensemble",
+        "alias": "champion-0123456789abcdef",
+        "data_hash": "0123456789abcdef",
+    }
+    write_record(record | {"champion_uri": "models:/saltseg-ensemble/1"}, tmp_path / "registry.json")
+    common = (
+        "--registry",
+        tmp_path / "registry.json",
+        "--prepared",
+        prepared,
+        "--params",
+        tmp_path / "params.yaml",
+    )
+    code, _, err = run_salt(
+        monkeypatch,
+        capsys,
+        "predict",
+        "--data",
+        tmp_path / "data",
+        "--out",
+        tmp_path / "sub.csv",
+        *common[:4],
+    )
+    assert code == 1
+    assert f"registry.json: records the champion for data 0123456789abcdef, but {prepared} holds data" in err
+    assert not (tmp_path / "sub.csv").exists()
+    code, _, err = run_salt(monkeypatch, capsys, "champion", *common[:4])
+    assert code == 1 and "run `dvc repro` to train and register a model for it" in err
+
+
+def test_champion_names_the_alias_of_the_current_data(tmp_path, monkeypatch, capsys):
+    from test_evaluate import write_prepared
+
+    prepared, _ = write_prepared(tmp_path)
+    record = {"name": "saltseg-ensemble", "alias": f"champion-{DATA_HASH}", "data_hash": DATA_HASH}
+    write_record(record | {"champion_uri": "models:/saltseg-ensemble/3"}, tmp_path / "registry.json")
+    code, out, err = run_salt(
+        monkeypatch, capsys, "champion", "--registry", tmp_path / "registry.json", "--prepared", prepared
+    )
+    assert code == 0, err
+    assert out.strip() == f"models:/saltseg-ensemble@champion-{DATA_HASH}"
 
 
 def test_predict_refuses_half_a_local_model_before_writing(tmp_path, monkeypatch, capsys):
@@ -152,7 +209,7 @@ def test_registered_champion_in_a_new_process_predicts_the_submission_masks(
 
     script = NEW_PROCESS.format(
         src=str(SRC), folder=str(tmp_path / "data" / "test" / "images"),
-        uri="models:/saltseg-ensemble@champion", out=str(tmp_path / "served.npy"),
+        uri=f"models:/saltseg-ensemble@champion-{DATA_HASH}", out=str(tmp_path / "served.npy"),
     )  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300

@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 from mlflow.tracking import MlflowClient
-from test_evaluate import TINY, fold_checkpoints, run_salt, tmp_store, write_params
+from test_evaluate import DATA_HASH, TINY, fold_checkpoints, run_salt, tmp_store, write_params
 
 from saltseg.config import load_params
 from saltseg.errors import SaltError
@@ -15,6 +16,7 @@ from saltseg.models import load_checkpoint_model
 from saltseg.registry import register
 
 NAME = "saltseg-ensemble"  # params.register.model_name's default
+CHAMPION = f"champion-{DATA_HASH}"  # the champion of the tests' data
 
 
 @pytest.fixture
@@ -22,26 +24,31 @@ def store(tmp_path, monkeypatch):
     yield from tmp_store(tmp_path, monkeypatch)
 
 
-def write_evaluation(folder: Path, score: float, threshold: float = 0.5, min_area: int = 0) -> None:
+def write_evaluation(
+    folder: Path, score: float, threshold: float = 0.5, min_area: int = 0, data_hash: str = DATA_HASH
+) -> None:
     """What `salt evaluate` leaves for `register`: eval/thresholds.json and the metrics JSON."""
     (folder / "eval").mkdir(exist_ok=True)
     tuned = {"threshold": threshold, "min_area": min_area, "tta": True, "folds": [0, 1], "score": score}
+    tuned["data_hash"] = data_hash
     (folder / "eval" / "thresholds.json").write_text(json.dumps(tuned))
     metrics = {"score": score, "folds": {"fold0": score - 0.1, "fold1": score + 0.1}}
     (folder / "evaluate.json").write_text(json.dumps(metrics))
 
 
-def registered_setup(folder: Path, score: float, threshold: float = 0.5, min_area: int = 0) -> Path:
+def registered_setup(
+    folder: Path, score: float, threshold: float = 0.5, min_area: int = 0, data_hash: str = DATA_HASH
+) -> Path:
     """Fold checkpoints, evaluation outputs, a folds CSV and params.yaml; returns params.yaml."""
     if not (folder / "models").exists():
-        fold_checkpoints(folder / "models")
-    write_evaluation(folder, score, threshold, min_area)
+        fold_checkpoints(folder / "models", data_hash=data_hash)
+    write_evaluation(folder, score, threshold, min_area, data_hash)
     (folder / "folds.csv").write_text("id,fold,coverage_class\na,0,0\nb,1,1\n")
     return write_params(folder / "params.yaml")
 
 
-def _register(folder: Path, score: float) -> dict:
-    params = load_params(registered_setup(folder, score))
+def _register(folder: Path, score: float, threshold: float = 0.5, data_hash: str = DATA_HASH) -> dict:
+    params = load_params(registered_setup(folder, score, threshold, data_hash=data_hash))
     return register(
         params, folder / "models", folder / "eval", folder / "evaluate.json", folder / "folds.csv", False
     )
@@ -51,23 +58,62 @@ def test_alias_moves_only_to_a_version_that_beats_the_champion(tmp_path, store):
     client = MlflowClient()
     first = _register(tmp_path, 0.6)
     assert (first["version"], first["promoted"], first["champion_version"]) == (1, True, 1)
-    assert "is the first champion" in first["message"]
+    assert f"is the first {CHAMPION}" in first["message"]
 
     worse = _register(tmp_path, 0.5)
     assert (worse["version"], worse["promoted"], worse["champion_version"]) == (2, False, 1)
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
-    assert "does not beat champion version 1 (0.6000): alias kept" in worse["message"]
+    assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == "1"
+    assert f"does not beat {CHAMPION} version 1 (0.6000): alias kept" in worse["message"]
 
-    tie = _register(tmp_path, 0.6)  # equal is not better
-    assert (tie["promoted"], str(client.get_model_version_by_alias(NAME, "champion").version)) == (False, "1")
+    tie = _register(tmp_path, 0.6, threshold=0.55)  # other files, equal score: not better
+    assert (tie["version"], tie["promoted"], tie["champion_version"]) == (3, False, 1)
 
     better = _register(tmp_path, 0.8)
     assert (better["version"], better["promoted"], better["champion_version"]) == (4, True, 4)
-    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "4"
-    assert "beats champion version 1 (0.6000): promoted to champion" in better["message"]
+    assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == "4"
+    assert f"beats {CHAMPION} version 1 (0.6000): promoted to {CHAMPION}" in better["message"]
     assert client.get_model_version(NAME, "2").tags["oof_score"] == "0.500000"
     assert client.get_model_version(NAME, "4").tags["threshold"] == "0.5"
-    assert better["model_uri"] == f"models:/{NAME}/4"
+    assert client.get_model_version(NAME, "4").tags["data_hash"] == DATA_HASH
+    assert better["model_uri"] == better["champion_uri"] == f"models:/{NAME}/4"
+
+
+def test_identical_rerun_adds_no_version(tmp_path, store):
+    first = _register(tmp_path, 0.6)
+    again = _register(tmp_path, 0.6)  # the same checkpoints and thresholds.json
+    assert (again["version"], again["champion_version"], again["promoted"]) == (1, 1, False)
+    assert f"is already {CHAMPION}" in again["message"]
+    assert [int(v.version) for v in MlflowClient().search_model_versions(f"name = '{NAME}'")] == [1]
+    assert first["champion_uri"] == again["champion_uri"] == f"models:/{NAME}/1"
+
+
+def test_champion_is_per_data_set(tmp_path, store):
+    client = MlflowClient()
+    synthetic = _register(tmp_path / "a", 0.9, data_hash="aaaaaaaaaaaaaaaa")
+    real = _register(tmp_path / "b", 0.5, data_hash="bbbbbbbbbbbbbbbb")  # worse, but other data
+    assert (real["alias"], real["promoted"], real["champion_version"]) == (
+        "champion-bbbbbbbbbbbbbbbb",
+        True,
+        2,
+    )
+    assert "is the first champion-bbbbbbbbbbbbbbbb" in real["message"]
+    assert str(client.get_model_version_by_alias(NAME, "champion-aaaaaaaaaaaaaaaa").version) == "1"
+    assert real["champion_uri"] == f"models:/{NAME}/2" != synthetic["champion_uri"]
+
+
+def test_registry_errors_are_not_read_as_no_champion(tmp_path, store, monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    _register(tmp_path, 0.6)
+
+    def locked(*_args, **_kwargs):
+        raise MlflowException("(sqlite3.OperationalError) database is locked", error_code=INTERNAL_ERROR)
+
+    monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", locked)
+    with pytest.raises(MlflowException, match="database is locked"):
+        _register(tmp_path, 0.5)
+    monkeypatch.undo()
+    assert str(MlflowClient().get_model_version_by_alias(NAME, CHAMPION).version) == "1"
 
 
 def test_register_cli_writes_the_record_and_registers_each_fold(tmp_path, monkeypatch, capsys, store):

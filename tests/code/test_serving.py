@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from test_evaluate import tmp_store
+from test_evaluate import DATA_HASH, tmp_store
 from test_predict import champion_submission
 from test_registry import registered_setup
 
@@ -76,8 +76,8 @@ def test_served_champion_answers_with_the_masks_salt_predict_writes(tmp_path, mo
     ids, images, masks = champion_submission(tmp_path, monkeypatch, capsys, n=4)
 
     port = free_port()
-    cmd = [MLFLOW, "models", "serve", "-m", "models:/saltseg-ensemble@champion", "--env-manager", "local",
-           "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    uri = f"models:/saltseg-ensemble@champion-{DATA_HASH}"
+    cmd = [MLFLOW, "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
     with server(cmd, f"http://127.0.0.1:{port}/ping", tmp_path):
         status, body = request(f"http://127.0.0.1:{port}/invocations", {"inputs": images.tolist()})
     assert status == 200
@@ -89,7 +89,7 @@ def test_served_champion_answers_with_the_masks_salt_predict_writes(tmp_path, mo
 def test_tracking_server_finds_the_fold_runs_under_the_parent_run(tmp_path, store):
     params = load_params(registered_setup(tmp_path, 0.7))
     tracking.configure(TrackingConfig())  # $MLFLOW_TRACKING_URI: the temporary store
-    parent = tracking.parent_run_id(params, tmp_path / "folds.csv")
+    parent = tracking.parent_run_id(params, tmp_path / "folds.csv", DATA_HASH)
     for fold in (0, 1):
         tags = {tracking.FOLD_TAG: str(fold)}
         with mlflow.start_run(run_name=f"fold{fold}", parent_run_id=parent, tags=tags):

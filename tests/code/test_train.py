@@ -99,9 +99,9 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
         "model": {"start_filters": 4, "depth": 2, "input_size": 64},
         "train": {
             "batch_size": 8,
-            "threads": 1,
             "stages": [{"loss": s.loss, "epochs": s.epochs, "lr": s.lr} for s in params.train.stages],
         },
+        "runtime": {"threads": 1},
     }
 
     def command(name):

@@ -25,6 +25,7 @@ app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("register")(register.register)
 app.command("predict")(predict.predict)
+app.command("champion")(predict.champion)
 
 
 def main() -> None:

@@ -13,10 +13,15 @@ def predict(
     out: Annotated[Path, typer.Option(help="Submission CSV (id,rle_mask).")] = Path("submission.csv"),
     model: Annotated[
         str | None,
-        typer.Option(
-            help="MLflow model URI; default models:/<register.model_name>@<register.alias> from params."
-        ),
+        typer.Option(help="MLflow model URI; default: the champion --registry records for the current data."),
     ] = None,
+    registry: Annotated[
+        Path, typer.Option(help="Record of `salt register`: its champion for the data is the default model.")
+    ] = Path("registry.json"),
+    prepared: Annotated[
+        Path,
+        typer.Option(help="The pipeline's training arrays: the default model must be trained on them."),
+    ] = Path("prepared/train.npz"),
     model_dir: Annotated[
         Path | None, typer.Option(help="Predict from local fold<K>/best.pt files instead of the registry.")
     ] = None,
@@ -36,6 +41,20 @@ def predict(
     from saltseg.predict import run_predict
 
     params = load_params(params_file)
-    table = run_predict(params, data, out, model, model_dir, eval_dir, probabilities, batch_size)
+    table = run_predict(
+        params, data, out, model, model_dir, eval_dir, probabilities, batch_size, registry, prepared
+    )
     salt = int((table["rle_mask"] != "").sum())
     typer.echo(f"{len(table)} masks ({salt} with salt) -> {out}")
+
+
+def champion(
+    registry: Annotated[Path, typer.Option(help="Record of `salt register`.")] = Path("registry.json"),
+    prepared: Annotated[
+        Path, typer.Option(help="The pipeline's training arrays: the champion must be trained on them.")
+    ] = Path("prepared/train.npz"),
+) -> None:
+    """Print the model URI of the champion for the current data, e.g. for `mlflow models serve -m`."""
+    from saltseg.predict import champion_uri
+
+    typer.echo(champion_uri(registry, prepared, alias=True)[0])

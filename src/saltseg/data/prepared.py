@@ -6,6 +6,7 @@ ids str (N,) ('<U..', sorted), coverage float32 (N,) (salt fraction of each mask
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -32,6 +33,20 @@ class Prepared:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def fingerprint(self) -> str:
+        """16 hex digits identifying the labelled data: ids, pixels, masks and depths.
+
+        Computed from the arrays, not the file (a zip's bytes carry timestamps), so the
+        same images always get the same fingerprint. Models, runs, registry versions and
+        submissions carry it, and nothing is compared or predicted across two of them.
+        """
+        digest = hashlib.sha256()
+        for name in ("ids", "images", "masks", "depths"):
+            array = np.ascontiguousarray(getattr(self, name))
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()[:16]
 
 
 def prepare(src_folder: str | Path, out_npz: str | Path) -> Prepared:

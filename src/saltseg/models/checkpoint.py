@@ -1,7 +1,8 @@
 """Checkpoint files: a plain dict that `torch.load(path, weights_only=True)` can read.
 
 {"model": state_dict, "model_config": dataclasses.asdict(ModelConfig) with tuples as lists,
- "fold": int, "epoch": int, "stage": str, "monitor": str, "score": float}
+ "fold": int, "epoch": int, "stage": str, "monitor": str, "score": float,
+ "data_hash": str (the fingerprint of the prepared data it was trained on)}
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def _config(data: dict, path: str | Path) -> ModelConfig:
 def checkpoint_config(path: str | Path) -> ModelConfig:
     """The ModelConfig a checkpoint was trained with (lists back to tuples, keys validated)."""
     return _config(_read(path), path)
+
+
+def checkpoint_data_hash(path: str | Path) -> str | None:
+    """The fingerprint of the data a checkpoint was trained on (None for older checkpoints)."""
+    return _read(path).get("data_hash")
 
 
 def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
