@@ -215,6 +215,7 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     assert metrics["coverage_classes"] == pytest.approx({"class0": 0.5, "class1": 0.0})
     assert metrics["score_tta"] == metrics["score_no_tta"] == metrics["score"]
     assert {"iou", "threshold", "min_area", "score_default", "n_images"} <= set(metrics)
+    assert metrics["score_nested"] == pytest.approx(4 / 24)  # every cell ties: fold choices agree
     assert (metrics["threshold"], metrics["min_area"]) == (0.4, 0)  # all ties: the first grid cell
     thresholds = json.loads((tmp_path / "eval" / "thresholds.json").read_text())
     assert thresholds == {"threshold": 0.4, "min_area": 0, "tta": True, "folds": [0, 1], "score": 4 / 24}
@@ -223,6 +224,8 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     for png in ("score_vs_threshold.png", "worst_predictions.png"):
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "threshold 0.4, min salt area 0" in out and "without" in out
+    assert "tuned on these predictions (optimistic)" in out
+    assert f"nested (post-processing chosen on the other folds) {4 / 24:.4f}" in out
     parent = MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("saltseg").experiment_id],
         filter_string="tags.`saltseg.pipeline_key` != ''",
@@ -230,6 +233,7 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     assert len(parent) == 1
     assert parent[0].data.metrics["oof_score"] == pytest.approx(metrics["score"])
     assert parent[0].data.metrics["oof_folds_fold1"] == pytest.approx(4 / 12)
+    assert parent[0].data.metrics["oof_score_nested"] == pytest.approx(4 / 24)
     logged = {a.path for a in MlflowClient().list_artifacts(parent[0].info.run_id, "evaluate")}
     assert {"evaluate/thresholds.json", "evaluate/score_vs_threshold.png", "evaluate/evaluate.json"} <= logged
 
@@ -282,3 +286,20 @@ def test_evaluate_refuses_folds_that_params_do_not_list(tmp_path, monkeypatch, c
     code, _, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds, "--no-track"))
     assert code == 1 and f"{folds}: fold(s) [1] are not in split.folds [0]" in err
     assert not (tmp_path / "eval").exists()
+
+
+def test_nested_selection_chooses_each_folds_cell_on_the_other_folds():
+    from saltseg.evaluate import best_cell, nested_score
+
+    # Two grid cells (thresholds), one min area; images a, b in fold 0 and c, d in fold 1.
+    per_image = np.array([[[1.0, 1.0, 0.0, 0.0]], [[0.0, 0.6, 1.0, 0.6]]])  # (T=2, A=1, N=4)
+    fold = np.array([0, 0, 1, 1])
+    # Tuned on everything: cell 1 (mean 0.65 against 0.5).
+    assert best_cell(per_image.mean(-1)) == (1, 0)
+    # Fold 0 is scored with the cell fold 1 prefers (cell 1: 0.8 > 0): a, b score 0 and 0.6;
+    # fold 1 with the cell fold 0 prefers (cell 0: 1.0 > 0.3): c, d score 0 and 0. Mean 0.15.
+    assert nested_score(per_image, fold) == pytest.approx(0.15)
+    # Ties go to the first cell, as in tuning; one fold leaves nothing to choose on.
+    assert nested_score(np.ones((2, 2, 4)), fold) == 1.0
+    with pytest.raises(SaltError, match="at least two folds"):
+        nested_score(per_image, np.zeros(4, int))
