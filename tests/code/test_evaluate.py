@@ -17,7 +17,7 @@ from PIL import Image
 
 from saltseg.config import ModelConfig
 from saltseg.errors import SaltError
-from saltseg.inference import binarize, predict_proba
+from saltseg.inference import as_images, binarize, predict_proba
 from saltseg.models import build_model, load_checkpoint_model, save_checkpoint
 
 TINY = ModelConfig(start_filters=4, depth=2, input_size=32)  # 32 is divisible by 2**depth
@@ -169,6 +169,43 @@ def test_predict_proba_flip_tta_and_fold_average():
 def test_predict_proba_rejects_wrong_tile_shape():
     with pytest.raises(SaltError, match=r"expected shape \(N, 101, 101\)"):
         predict_proba([tiny_model(0)], np.zeros((2, 64, 64), np.uint8), TINY)
+
+
+def _unit_image() -> np.ndarray:
+    return salt_images(2)[0].astype(np.float32) / 255  # what a normalising client sends
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((2, 64, 64)), r"expected shape \(N, 101, 101\), got \(2, 64, 64\)"),
+        (np.zeros((1, 1, 101, 101)), r"expected shape \(N, 101, 101\)"),
+        ([], r"empty batch"),
+        (np.zeros((0, 101, 101)), r"empty batch"),
+        ([[1.0, 2.0], [3.0]], r"not a rectangular array"),
+        (np.full((1, 101, 101), "a"), r"dtype <U1"),
+        (np.full((1, 101, 101), np.nan), r"must be finite"),
+        (np.full((1, 101, 101), np.inf), r"must be finite"),
+        (np.full((1, 101, 101), 300.0), r"must lie in 0\.\.255, got 300\.\.300"),
+        (np.full((1, 101, 101), 300, np.int64), r"must lie in 0\.\.255"),
+        (np.full((1, 101, 101), -5.0), r"must lie in 0\.\.255, got -5\.\.-5"),
+        (_unit_image(), r"looks normalised to \[0, 1\]; send pixel values 0\.\.255"),
+    ],
+    ids=["tile", "4d", "empty-list", "empty", "ragged", "text", "nan", "inf", "300", "300-int", "-5", "unit"],
+)
+def test_as_images_refuses_what_is_not_a_batch_of_0_255_tiles(images, message):
+    with pytest.raises(SaltError, match=message):
+        as_images(images)
+
+
+def test_as_images_accepts_black_binary_and_integer_tiles():
+    black = np.zeros((1, 101, 101), np.float64)  # all-black tiles are real test images
+    ones = np.ones((2, 101, 101), np.float32)  # <= 1 but whole numbers: dark, not normalised
+    for images in (black, ones, np.full((1, 101, 101), 255, np.int64), salt_images(2)[0]):
+        out = as_images(images)
+        assert out.dtype == np.float32 and out.shape == images.shape
+        np.testing.assert_array_equal(out, images)
+    assert as_images(np.zeros((101, 101), np.uint8)).shape == (1, 101, 101)  # one image
 
 
 # --- out of fold ---------------------------------------------------------------------------
