@@ -110,7 +110,7 @@ class RuntimeConfig:
 class EvaluateConfig:
     tta: bool = True
     thresholds: tuple[float, ...] = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
-    min_areas: tuple[int, ...] = (0, 10, 20, 40, 80, 120)
+    min_areas: tuple[int, ...] = (0, 10, 20, 40, 80, 120, 160, 240)
     worst_n: int = 16
     batch_size: int = 64
 

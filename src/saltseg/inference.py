@@ -34,14 +34,35 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def as_images(images: object) -> np.ndarray:
-    """Check and return pixel intensities 0..255 as float32 (N, 101, 101); uint8 or float input."""
-    array = np.asarray(images)
+    """Check and return pixel intensities 0..255 as float32 (N, 101, 101); uint8, integer or float input.
+
+    One image (101, 101) is a batch of one. Refused with a one-line SaltError: other shapes,
+    an empty batch, non-numeric values, NaN or infinity, values outside 0..255, and float
+    images that look normalised to [0, 1] (every value <= 1 and some not whole); an
+    all-black image or a 0/1 image in whole numbers is fine.
+    """
+    try:
+        array = np.asarray(images)
+    except ValueError:  # ragged nested lists
+        raise SaltError(f"images: not a rectangular array; expected shape (N, {TILE}, {TILE})") from None
+    if array.size == 0:
+        raise SaltError(f"images: empty batch; send at least one ({TILE}, {TILE}) image")
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3 or array.shape[1:] != (TILE, TILE):
         raise SaltError(f"images: expected shape (N, {TILE}, {TILE}), got {array.shape}")
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+    integer, floating = np.issubdtype(array.dtype, np.integer), np.issubdtype(array.dtype, np.floating)
+    if not (integer or floating):
         raise SaltError(f"images: expected uint8 or float pixel values, got dtype {array.dtype}")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32)
+    if floating and not np.isfinite(array).all():
+        raise SaltError("images: pixel values must be finite numbers 0..255 (found NaN or infinity)")
+    low, high = array.min(), array.max()
+    if low < 0 or high > 255:
+        raise SaltError(f"images: pixel values must lie in 0..255, got {low:g}..{high:g}")
+    if floating and high <= 1.0 and (array != np.round(array)).any():
+        raise SaltError("images: every value is <= 1; looks normalised to [0, 1]; send pixel values 0..255")
     return array.astype(np.float32, copy=False)
 
 

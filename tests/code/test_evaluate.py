@@ -18,7 +18,7 @@ from PIL import Image
 from saltseg.config import ModelConfig
 from saltseg.data.prepared import FIELDS, Prepared
 from saltseg.errors import SaltError
-from saltseg.inference import binarize, predict_proba
+from saltseg.inference import as_images, binarize, predict_proba
 from saltseg.models import build_model, load_checkpoint_model, save_checkpoint
 
 TINY = ModelConfig(start_filters=4, depth=2, input_size=32)  # 32 is divisible by 2**depth
@@ -181,6 +181,43 @@ def test_predict_proba_rejects_wrong_tile_shape():
         predict_proba([tiny_model(0)], np.zeros((2, 64, 64), np.uint8), TINY)
 
 
+def _unit_image() -> np.ndarray:
+    return salt_images(2)[0].astype(np.float32) / 255  # what a normalising client sends
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((2, 64, 64)), r"expected shape \(N, 101, 101\), got \(2, 64, 64\)"),
+        (np.zeros((1, 1, 101, 101)), r"expected shape \(N, 101, 101\)"),
+        ([], r"empty batch"),
+        (np.zeros((0, 101, 101)), r"empty batch"),
+        ([[1.0, 2.0], [3.0]], r"not a rectangular array"),
+        (np.full((1, 101, 101), "a"), r"dtype <U1"),
+        (np.full((1, 101, 101), np.nan), r"must be finite"),
+        (np.full((1, 101, 101), np.inf), r"must be finite"),
+        (np.full((1, 101, 101), 300.0), r"must lie in 0\.\.255, got 300\.\.300"),
+        (np.full((1, 101, 101), 300, np.int64), r"must lie in 0\.\.255"),
+        (np.full((1, 101, 101), -5.0), r"must lie in 0\.\.255, got -5\.\.-5"),
+        (_unit_image(), r"looks normalised to \[0, 1\]; send pixel values 0\.\.255"),
+    ],
+    ids=["tile", "4d", "empty-list", "empty", "ragged", "text", "nan", "inf", "300", "300-int", "-5", "unit"],
+)
+def test_as_images_refuses_what_is_not_a_batch_of_0_255_tiles(images, message):
+    with pytest.raises(SaltError, match=message):
+        as_images(images)
+
+
+def test_as_images_accepts_black_binary_and_integer_tiles():
+    black = np.zeros((1, 101, 101), np.float64)  # all-black tiles are real test images
+    ones = np.ones((2, 101, 101), np.float32)  # <= 1 but whole numbers: dark, not normalised
+    for images in (black, ones, np.full((1, 101, 101), 255, np.int64), salt_images(2)[0]):
+        out = as_images(images)
+        assert out.dtype == np.float32 and out.shape == images.shape
+        np.testing.assert_array_equal(out, images)
+    assert as_images(np.zeros((101, 101), np.uint8)).shape == (1, 101, 101)  # one image
+
+
 # --- out of fold ---------------------------------------------------------------------------
 
 
@@ -225,6 +262,7 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     assert metrics["coverage_classes"] == pytest.approx({"class0": 0.5, "class1": 0.0})
     assert metrics["score_tta"] == metrics["score_no_tta"] == metrics["score"]
     assert {"iou", "threshold", "min_area", "score_default", "n_images"} <= set(metrics)
+    assert metrics["score_nested"] == pytest.approx(4 / 24)  # every cell ties: fold choices agree
     assert (metrics["threshold"], metrics["min_area"]) == (0.4, 0)  # all ties: the first grid cell
     thresholds = json.loads((tmp_path / "eval" / "thresholds.json").read_text())
     assert thresholds == {
@@ -235,6 +273,8 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     for png in ("score_vs_threshold.png", "worst_predictions.png"):
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "threshold 0.4, min salt area 0" in out and "without" in out
+    assert "tuned on these predictions (optimistic)" in out
+    assert f"nested (post-processing chosen on the other folds) {4 / 24:.4f}" in out
     parent = MlflowClient().search_runs(
         [MlflowClient().get_experiment_by_name("saltseg").experiment_id],
         filter_string="tags.`saltseg.pipeline_key` != ''",
@@ -242,6 +282,7 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     assert len(parent) == 1
     assert parent[0].data.metrics["oof_score"] == pytest.approx(metrics["score"])
     assert parent[0].data.metrics["oof_folds_fold1"] == pytest.approx(4 / 12)
+    assert parent[0].data.metrics["oof_score_nested"] == pytest.approx(4 / 24)
     logged = {a.path for a in MlflowClient().list_artifacts(parent[0].info.run_id, "evaluate")}
     assert {"evaluate/thresholds.json", "evaluate/score_vs_threshold.png", "evaluate/evaluate.json"} <= logged
 
@@ -304,3 +345,20 @@ def test_evaluate_refuses_folds_that_params_do_not_list(tmp_path, monkeypatch, c
     code, _, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds, "--no-track"))
     assert code == 1 and f"{folds}: fold(s) [1] are not in split.folds [0]" in err
     assert not (tmp_path / "eval").exists()
+
+
+def test_nested_selection_chooses_each_folds_cell_on_the_other_folds():
+    from saltseg.evaluate import best_cell, nested_score
+
+    # Two grid cells (thresholds), one min area; images a, b in fold 0 and c, d in fold 1.
+    per_image = np.array([[[1.0, 1.0, 0.0, 0.0]], [[0.0, 0.6, 1.0, 0.6]]])  # (T=2, A=1, N=4)
+    fold = np.array([0, 0, 1, 1])
+    # Tuned on everything: cell 1 (mean 0.65 against 0.5).
+    assert best_cell(per_image.mean(-1)) == (1, 0)
+    # Fold 0 is scored with the cell fold 1 prefers (cell 1: 0.8 > 0): a, b score 0 and 0.6;
+    # fold 1 with the cell fold 0 prefers (cell 0: 1.0 > 0.3): c, d score 0 and 0. Mean 0.15.
+    assert nested_score(per_image, fold) == pytest.approx(0.15)
+    # Ties go to the first cell, as in tuning; one fold leaves nothing to choose on.
+    assert nested_score(np.ones((2, 2, 4)), fold) == 1.0
+    with pytest.raises(SaltError, match="at least two folds"):
+        nested_score(per_image, np.zeros(4, int))

@@ -21,6 +21,7 @@ from test_registry import registered_setup
 
 from saltseg import tracking
 from saltseg.config import TrackingConfig, load_params
+from saltseg.serving import MAX_BATCH
 
 pytestmark = pytest.mark.slow
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
@@ -39,11 +40,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def request(url: str, body: dict | None = None) -> tuple[int, bytes]:
-    data = None if body is None else json.dumps(body).encode()
+def request(url: str, body: dict | str | None = None) -> tuple[int, bytes]:
+    """(status, body) of a GET, or of a POST of `body` (a dict, or JSON text as is); 4xx too."""
+    data = None if body is None else (body if isinstance(body, str) else json.dumps(body)).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=120) as response:
-        return response.status, response.read()
+    try:
+        with urllib.request.urlopen(req, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 @contextlib.contextmanager
@@ -72,18 +77,45 @@ def server(args: list[str], ready_url: str, cwd: Path, timeout: float = 240):
         log.close()
 
 
-def test_served_champion_answers_with_the_masks_salt_predict_writes(tmp_path, monkeypatch, capsys, store):
+def _bad_requests(images: np.ndarray) -> dict[str, tuple[str, str]]:
+    """name -> (JSON body, the one-line reason the server must answer with)."""
+    pixels = images.astype(np.float64)
+    cases = {
+        "normalised": (pixels / 255, "looks normalised to [0, 1]; send pixel values 0..255"),
+        "300": (pixels * 0 + 300, "pixel values must lie in 0..255, got 300..300"),
+        "-5": (pixels - 5, "pixel values must lie in 0..255, got -5.."),
+        "shape": (np.zeros((2, 64, 64)), "expected shape (N, 101, 101), got (2, 64, 64)"),
+        "empty": (np.zeros(0), "empty batch; send at least one (101, 101) image"),
+        "too many": (np.zeros((MAX_BATCH + 1, 101, 101), np.uint8), f"{MAX_BATCH + 1} in one request"),
+    }
+    bodies = {name: (json.dumps({"inputs": x.tolist()}), reason) for name, (x, reason) in cases.items()}
+    nan = json.dumps({"inputs": pixels.tolist()}).replace(f"{pixels[0, 0, 0]}", "NaN", 1)
+    return bodies | {"nan": (nan, "pixel values must be finite numbers 0..255 (found NaN or infinity)")}
+
+
+def test_served_champion_answers_with_the_masks_salt_predict_writes_and_refuses_bad_input(
+    tmp_path, monkeypatch, capsys, store
+):
     ids, images, masks = champion_submission(tmp_path, monkeypatch, capsys, n=4)
+    bad = _bad_requests(images)
 
     port = free_port()
     uri = f"models:/saltseg-ensemble@champion-{DATA_HASH}"
     cmd = [MLFLOW, "models", "serve", "-m", uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    url = f"http://127.0.0.1:{port}/invocations"
     with server(cmd, f"http://127.0.0.1:{port}/ping", tmp_path):
-        status, body = request(f"http://127.0.0.1:{port}/invocations", {"inputs": images.tolist()})
+        status, body = request(url, {"inputs": images.tolist()})
+        answers = {name: request(url, payload) for name, (payload, _) in bad.items()}
     assert status == 200
     served = np.asarray(json.loads(body)["predictions"])
     assert served.shape == (4, 101, 101)
     np.testing.assert_array_equal(served.astype(bool), masks)
+    for name, (code, answer) in answers.items():
+        assert code == 400, (name, answer[:300])
+        error = json.loads(answer)
+        # One line with the reason, and not the request echoed back.
+        assert error["message"].startswith("images: ") and bad[name][1] in error["message"], (name, error)
+        assert len(answer) < 400, (name, answer[:300])
 
 
 def test_tracking_server_finds_the_fold_runs_under_the_parent_run(tmp_path, store):

@@ -24,8 +24,17 @@ def build_augment(cfg: AugmentConfig, seed: int) -> A.Compose:
     transforms = [
         A.HorizontalFlip(p=cfg.hflip),
         A.VerticalFlip(p=cfg.vflip),
-        A.RandomResizedCrop(size=(SIZE, SIZE), scale=cfg.crop_scale, ratio=(0.75, 1.333), p=cfg.crop_resize),
-        # Reflecting the border keeps rotated corners plausible instead of black wedges.
+        # cv2.INTER_NEAREST is not pixel-centre aligned with the image's bilinear resize (the mask
+        # lands up to half a pixel off); INTER_NEAREST_EXACT samples the same centres.
+        A.RandomResizedCrop(
+            size=(SIZE, SIZE),
+            scale=cfg.crop_scale,
+            ratio=(0.75, 1.333),
+            mask_interpolation=cv2.INTER_NEAREST_EXACT,
+            p=cfg.crop_resize,
+        ),
+        # Reflecting the border keeps rotated corners plausible instead of black wedges. warpAffine
+        # maps image and mask through the same centres, so its default INTER_NEAREST is aligned.
         A.Rotate(limit=cfg.rotate_limit, border_mode=cv2.BORDER_REFLECT_101, p=cfg.rotate),
         # A circular horizontal shift: with BORDER_WRAP this equals np.roll on image and mask.
         A.Affine(translate_px={"x": (-roll_px, roll_px), "y": 0}, border_mode=cv2.BORDER_WRAP, p=cfg.roll),
