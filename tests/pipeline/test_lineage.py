@@ -1,0 +1,166 @@
+"""Lineage across data sets and DVC experiments, under real DVC and a real MLflow store.
+
+A user who ran the synthetic default and then follows the README's "Real data" steps must
+get a submission from the real-data model; experiments run by DVC's queue must land in the
+project's own MLflow store, tagged so that `dvc exp show` and the MLflow UI point at each other.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from project_copy import TINY, FinishedPipeline, ProjectCopy, make_copy, pipeline_env
+
+from saltseg.data.prepared import load_prepared
+
+pytestmark = pytest.mark.slow
+
+# A second, different data set in the Kaggle layout stands in for the real download.
+OTHER_DATA = {"synth": {"seed": 7, "n_train": 60, "n_test": 8}}
+
+
+def client(copy: ProjectCopy):  # noqa: ANN201
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{copy.root / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def set_data_source(copy: ProjectCopy, source: str) -> None:
+    params = copy.root / "params.yaml"
+    text = params.read_text()
+    assert "  source: synthetic" in text
+    params.write_text(text.replace("  source: synthetic", f"  source: {source}", 1))
+
+
+@pytest.fixture(scope="module")
+def two_data_sets(pipeline_copy: FinishedPipeline, tmp_path_factory) -> ProjectCopy:
+    """The finished synthetic pipeline, copied, then the README's real-data steps with other data."""
+    root = tmp_path_factory.mktemp("lineage") / "project"
+    shutil.copytree(pipeline_copy.root, root, symlinks=True)
+    site_cache = root.parent / "dvc-site"
+    site_cache.mkdir()
+    copy = ProjectCopy(root, pipeline_env(root, site_cache))
+    download = root.parent / "download"
+    (root.parent / "other.yaml").write_text(yaml.safe_dump(OTHER_DATA))
+    copy.run("salt", "data", "synth", "--out", str(download), "--params", str(root.parent / "other.yaml"))
+    copy.run("salt", "data", "ingest", str(download), "--out", "data")
+    copy.run("dvc", "add", "data")
+    set_data_source(copy, "data")  # what configs/real-cpu.yaml sets, on the tiny profile
+    copy.run("dvc", "repro", timeout=1800)
+    return copy
+
+
+def test_real_data_submission_comes_from_the_real_data_model(two_data_sets: ProjectCopy) -> None:
+    copy = two_data_sets
+    record = json.loads((copy.root / "registry.json").read_text())
+    real = load_prepared(copy.root / "prepared" / "train.npz").fingerprint()
+    assert record["data_hash"] == real
+    assert record["alias"] == f"champion-{real}"
+    assert "is the first" in record["message"], "never compared with the synthetic champion"
+    champion = client(copy).get_model_version(record["name"], record["champion_uri"].rsplit("/", 1)[1])
+    assert champion.tags["data_hash"] == real and champion.tags["data_source"] == "data"
+
+    submitted = pd.read_csv(copy.root / "submission.csv", dtype=str, keep_default_na=False)
+    test_ids = sorted(p.stem for p in (copy.root / "data" / "test" / "images").glob("*.png"))
+    assert sorted(submitted["id"]) == test_ids
+    copy.run("salt", "predict", "--data", "data", "--out", "again.csv")  # the default model
+    again = pd.read_csv(copy.root / "again.csv", dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(again, submitted)
+    served = copy.run("salt", "champion").stdout.strip()
+    assert served == f"models:/{record['name']}@champion-{real}"
+
+
+def test_each_data_set_keeps_its_own_champion(
+    two_data_sets: ProjectCopy, pipeline_copy: FinishedPipeline
+) -> None:
+    synthetic = json.loads((pipeline_copy.root / "registry.json").read_text())
+    real = json.loads((two_data_sets.root / "registry.json").read_text())
+    assert synthetic["data_hash"] != real["data_hash"]
+    versions = client(two_data_sets).search_model_versions(f"name = '{real['name']}'")
+    by_data = {v.tags["data_hash"]: v for v in versions}
+    assert set(by_data) == {synthetic["data_hash"], real["data_hash"]}
+    held = client(two_data_sets).get_model_version_by_alias(real["name"], synthetic["alias"])
+    assert held.tags["data_hash"] == synthetic["data_hash"]
+
+
+def test_runtime_changes_neither_retrain_nor_fork_runs(two_data_sets: ProjectCopy) -> None:
+    copy = two_data_sets
+    params = copy.root / "params.yaml"
+    before = params.read_text()
+    try:
+        params.write_text(
+            before.replace("  threads: 1", "  threads: 2").replace("  num_workers: 0", "  num_workers: 1")
+        )
+        status = copy.run("dvc", "status").stdout
+        assert "train@" not in status and "evaluate" not in status, status
+    finally:
+        params.write_text(before)
+
+
+def test_pipeline_runs_are_named_by_profile_and_data(two_data_sets: ProjectCopy) -> None:
+    mlflow_client = client(two_data_sets)
+    experiment = mlflow_client.get_experiment_by_name("saltseg")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    parents = mlflow_client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`saltseg.pipeline_key` != ''"
+    )
+    names = sorted(r.info.run_name for r in parents)
+    real = load_prepared(two_data_sets.root / "prepared" / "train.npz").fingerprint()
+    assert any(n.startswith(f"ci-tiny+edits | data@{real[:8]} | OOF ") for n in names), names
+    assert any(n.startswith("ci-tiny | synthetic@") for n in names), names
+    for run in parents:
+        assert {"oof_score", "oof_score_nested"} <= set(run.data.metrics)
+        assert run.data.params["model.start_filters"] == "4"
+
+
+def wait_for_queue(copy: ProjectCopy, timeout: float = 1800) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = copy.run("dvc", "queue", "status").stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            return status
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+
+
+def test_queued_experiments_land_in_the_project_store(tmp_path: Path) -> None:
+    copy = make_copy(tmp_path / "project")
+    copy.run("salt", "params", "use", str(TINY))
+    identity = ("-c", "user.name=saltseg-tests", "-c", "user.email=tests@saltseg.invalid")
+    copy.run("git", *identity, "commit", "-qam", "tiny profile")
+    head = copy.run("git", "rev-parse", "HEAD").stdout.strip()
+    for name, seed in (("exp-a", 1), ("exp-b", 2)):
+        copy.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}", "-n", name)
+    copy.run("dvc", "queue", "start", "-j", "2", timeout=1800)
+    status = wait_for_queue(copy)
+    assert status.count("Success") == 2, (
+        status + copy.run("dvc", "queue", "logs", "exp-a", check=False).stdout
+    )
+
+    mlflow_client = client(copy)  # the project's own store, not the throwaway copies'
+    experiment = mlflow_client.get_experiment_by_name("saltseg")
+    parents = mlflow_client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`saltseg.pipeline_key` != ''"
+    )
+    by_exp = {r.data.tags.get("dvc_exp_name"): r for r in parents}
+    assert set(by_exp) == {"exp-a", "exp-b"}
+    for name, run in by_exp.items():
+        assert run.data.tags["dvc_exp_baseline_rev"] == head
+        assert run.data.params["train.seed"] == {"exp-a": "1", "exp-b": "2"}[name]
+        assert "oof_score" in run.data.metrics
+    versions = mlflow_client.search_model_versions("name = 'saltseg-ensemble'")
+    assert {v.run_id for v in versions} == {r.info.run_id for r in parents}
+
+    table = copy.run(
+        "dvc", "exp", "show", "--no-pager", "--csv", "--drop", ".*", "--keep", "^(Experiment|score)$"
+    )
+    rows = set(pd.read_csv(io.StringIO(table.stdout))["Experiment"].dropna())
+    assert {"exp-a", "exp-b"} <= rows, table.stdout
