@@ -1,0 +1,69 @@
+"""Run identity and where runs go: the pipeline key, the store an experiment logs to, lineage tags."""
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+from saltseg import tracking
+from saltseg.config import Params, RuntimeConfig, SynthConfig, TrackingConfig
+
+
+def _key(params: Params, folds: Path, data_hash: str = "a" * 16) -> str:
+    return tracking.pipeline_key(params, folds, data_hash)
+
+
+def test_pipeline_key_follows_the_data_but_not_the_hardware(tmp_path):
+    folds = tmp_path / "folds.csv"
+    folds.write_text("id,fold,coverage_class\na,0,0\n")
+    base = Params()
+    assert _key(base, folds) != _key(base, folds, "b" * 16), "other data, other pipeline run"
+    same = dataclasses.replace(
+        base,
+        runtime=RuntimeConfig(device="cpu", num_workers=4, threads=2),
+        tracking=TrackingConfig(experiment="elsewhere"),
+        synth=SynthConfig(noise=0.2),  # reaches the key through the data it makes, not by itself
+    )
+    assert _key(same, folds) == _key(base, folds)
+    trained = dataclasses.replace(base, train=dataclasses.replace(base.train, batch_size=16))
+    assert _key(trained, folds) != _key(base, folds)
+
+
+def test_store_resolves_against_the_repository_a_dvc_experiment_came_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert tracking.tracking_uri(TrackingConfig()) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    repo = tmp_path / "repo"  # `dvc exp run --temp` runs in repo/.dvc/tmp/exps/<tmp> with DVC_ROOT=repo
+    monkeypatch.setenv("DVC_ROOT", str(repo))
+    assert tracking.tracking_uri(TrackingConfig()) == f"sqlite:///{repo / 'mlflow.db'}"
+    assert tracking.tracking_uri(TrackingConfig(uri="http://127.0.0.1:5000")) == "http://127.0.0.1:5000"
+
+
+def test_experiment_tags_name_the_dvc_experiment(monkeypatch):
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.delenv("DVC_EXP_BASELINE_REV", raising=False)
+    assert tracking.experiment_tags() == {}
+    monkeypatch.setenv("DVC_EXP_NAME", "tidy-pans")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123abc")
+    assert tracking.experiment_tags() == {"dvc_exp_name": "tidy-pans", "dvc_exp_baseline_rev": "0123abc"}
+
+
+def test_pipeline_records_do_not_make_the_commit_dirty(tmp_path, monkeypatch):
+    def git(*args: str) -> str:
+        identity = ("-c", "user.name=t", "-c", "user.email=t@t.invalid")
+        return subprocess.run(
+            ["git", *identity, *args], cwd=tmp_path, check=True, capture_output=True, text=True
+        ).stdout
+
+    git("init", "-q")
+    for name in (".gitignore", "dvc.lock", "params.yaml", "models/.gitignore", "metrics/evaluate.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    git("add", "-A")
+    git("commit", "-qm", "init")
+    head = git("rev-parse", "HEAD").strip()
+    monkeypatch.chdir(tmp_path)
+    for name in (".gitignore", "dvc.lock", "models/.gitignore", "metrics/evaluate.json"):
+        (tmp_path / name).write_text("written by dvc repro\n")
+    assert tracking.git_commit() == head
+    (tmp_path / "params.yaml").write_text("edited\n")
+    assert tracking.git_commit() == f"{head}-dirty"
