@@ -271,9 +271,7 @@ def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path:
     tracking.configure(params.tracking)
     run_id = tracking.parent_run_id(params, folds_csv, data_hash)
     with mlflow.start_run(run_id=run_id):
-        # The runs table shows names without any column set up: put the score in it.
-        name = f"{tracking.run_name(params, data_hash)} | OOF {metrics['score']:.3f}"
-        mlflow.set_tag("mlflow.runName", name)
+        tracking.describe_parent(params, data_hash, metrics)
         mlflow.log_metrics(flat_metrics(metrics))
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluate")
         mlflow.log_artifact(str(metrics_path), artifact_path="evaluate")

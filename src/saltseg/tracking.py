@@ -104,6 +104,30 @@ def run_name(params: Params, data_hash: str) -> str:
     return f"{label(params, Path('configs'))} | {params.data.source}@{data_hash[:8]}"
 
 
+def describe_parent(params: Params, data_hash: str, metrics: dict) -> None:
+    """Name and describe the active parent run so the MLflow UI shows the result without set-up:
+    the runs table shows names (metric and param columns start hidden), the run page its note."""
+    tuned, nested = metrics["score"], metrics.get("score_nested", float("nan"))
+    mlflow.set_tag("mlflow.runName", f"{run_name(params, data_hash)} | OOF {nested:.3f} nested")
+    rows = [
+        ("out of fold, nested selection", nested),
+        ("out of fold, tuned on itself (optimistic)", tuned),
+        ("out of fold, threshold 0.5, no min area", metrics.get("score_default", float("nan"))),
+        *((f"held-out {fold}", score) for fold, score in metrics.get("folds", {}).items()),
+    ]
+    model, train = params.model, params.train
+    stages = ", ".join(f"{s.loss} {s.epochs} epochs at lr {s.lr:g}" for s in train.stages)
+    note = [
+        "| competition score | |",
+        "| --- | ---: |",
+        *(f"| {label} | {value:.4f} |" for label, value in rows),
+        "",
+        f"{model.name}, {model.input_size} px ({model.fit}), {model.start_filters} start filters, "
+        f"depth {model.depth}; batch {train.batch_size}; {stages}.",
+    ]
+    mlflow.set_tag("mlflow.note.content", "\n".join(note))
+
+
 def parent_run_id(params: Params, folds_csv: Path, data_hash: str) -> str:
     """The parent run of this pipeline configuration: found by tag, created if missing."""
     key = pipeline_key(params, folds_csv, data_hash)

@@ -66,6 +66,8 @@ def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, pa
             params, prepared, split, fold, paths, key, log=lambda m, step: mlflow.log_metrics(m, step=step)
         )
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "fold"})
+        monitor = params.train.monitor
+        mlflow.set_tag("mlflow.runName", f"fold{fold} | {monitor} {metrics[f'best_{monitor}']:.3f}")
         figure = paths.out_dir / "validation.png"
         _validation_figure(paths.best, prepared.images[split[1]], prepared.masks[split[1]], params, figure)
         for artifact in (paths.best, paths.history, paths.metrics, figure):
