@@ -16,6 +16,7 @@ from project_copy import FinishedPipeline
 
 from saltseg.config import Params, load_params
 from saltseg.data import rle
+from saltseg.data.prepared import load_prepared
 from saltseg.tracking import FOLD_TAG, PIPELINE_KEY_TAG
 
 pytestmark = pytest.mark.slow
@@ -141,8 +142,9 @@ def test_registry_holds_the_champion_ensemble(
     pipeline_copy: FinishedPipeline, params: Params, runs: list, client
 ) -> None:  # noqa: ANN001
     record = json.loads((pipeline_copy.root / "registry.json").read_text())
-    name, alias = params.register.model_name, params.register.alias
-    assert (record["name"], record["alias"]) == (name, alias)
+    data_hash = load_prepared(pipeline_copy.root / "prepared" / "train.npz").fingerprint()
+    name, alias = params.register.model_name, f"{params.register.alias}-{data_hash}"
+    assert (record["name"], record["alias"], record["data_hash"]) == (name, alias, data_hash)
     champion = client.get_model_version_by_alias(name, alias)
     assert int(champion.version) == record["version"]
     parent = next(r for r in runs if PIPELINE_KEY_TAG in r.data.tags)
