@@ -95,3 +95,13 @@ def test_params_use_refuses_a_profile_with_bad_values(tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.splitlines() == [f"error: {profile}: model.start_filters: must be >= 1, got 0"]
     assert params_file.read_text() == "profile: default\n"
+
+
+def test_main_quiets_mlflow_download_bars(monkeypatch):
+    from saltseg.cli import main
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    monkeypatch.setattr(sys, "argv", ["salt", "--help"])
+    with pytest.raises(SystemExit):
+        main()
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"

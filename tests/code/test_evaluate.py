@@ -83,7 +83,7 @@ def write_params(path: Path, folds=(0, 1), **evaluate) -> Path:
     sections = {
         "split": {"folds": list(folds)},
         "model": {"start_filters": TINY.start_filters, "depth": TINY.depth, "input_size": TINY.input_size},
-        "train": {"device": "cpu"},
+        "runtime": {"device": "cpu"},
         "evaluate": {"thresholds": [0.4, 0.5, 0.6], "min_areas": [0, 50], "worst_n": 4, **evaluate},
     }
     path.write_text(yaml.safe_dump(sections))
@@ -277,8 +277,8 @@ def test_checkpoint_round_trip_keeps_the_constant_head(tmp_path):
 
 def test_evaluate_refuses_folds_that_params_do_not_list(tmp_path, monkeypatch, capsys):
     prepared, folds = write_prepared(tmp_path)
-    fold_checkpoints(tmp_path / "models", folds=(0,))
-    write_params(tmp_path / "params.yaml", folds=(0,))
+    fold_checkpoints(tmp_path / "models", folds=(0, 2))
+    write_params(tmp_path / "params.yaml", folds=(0, 2))
     code, _, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds, "--no-track"))
-    assert code == 1 and f"{folds}: fold(s) [1] are not in split.folds [0]" in err
+    assert code == 1 and f"{folds}: fold(s) [1] are not in split.folds [0, 2]" in err
     assert not (tmp_path / "eval").exists()
