@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from saltseg.data.tgs import SIZE as TILE
 from saltseg.errors import SaltError
 
 # The names params.yaml may use, listed here so that checking them needs no torch: losses.py
@@ -31,7 +32,6 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "constant")
 MONITORS = ("val_loss", "val_iou", "val_score")  # columns of the per-epoch history
 MINIMISED = ("val_loss",)  # monitors where lower is better; the others are maximised
-TILE = 101  # side of a TGS tile in pixels
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
