@@ -12,6 +12,7 @@ the two equal), and the fixed base every named profile in configs/ is laid over.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,12 +20,59 @@ from pathlib import Path
 
 import yaml
 
+from saltseg.data.tgs import SIZE as TILE
 from saltseg.errors import SaltError
+
+# The names params.yaml may use, listed here so that checking them needs no torch: losses.py
+# and the model registry take theirs from here (the registry refuses a model missing here).
+MODEL_NAMES = ("preact_resunet", "timm_unet")
+FITS = ("resize", "pad")
+LOSSES = ("bce", "lovasz")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("cosine", "constant")
+MONITORS = ("val_loss", "val_iou", "val_score")  # columns of the per-epoch history
+MINIMISED = ("val_loss",)  # monitors where lower is better; the others are maximised
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def oriented(monitor: str, value: float) -> float:
+    """`value` of the metric `monitor` turned so that larger is always better."""
+    return -value if monitor in MINIMISED else value
+
+
+def _require(ok: bool, key: str, rule: str, value: object) -> None:
+    # NaN fails every comparison, so `ok` is False for it and it is refused like any bad value.
+    if not ok:
+        raise SaltError(f"{key}: must be {rule}, got {value!r}")
+
+
+def _one_of(key: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise SaltError(f"{key}: unknown {value!r}; valid: {', '.join(valid)}")
+
+
+def _probability(key: str, value: float) -> None:
+    _require(0 <= value <= 1, key, "in [0, 1]", value)
+
+
+def check_size(size: int, multiple: int, where: str) -> None:
+    """Fail fast when `size` is not a multiple of `multiple`, naming the nearest valid size."""
+    if size > 0 and size % multiple == 0:
+        return
+    lower = max(multiple, size // multiple * multiple)
+    upper = lower + multiple if lower < size else lower
+    nearest = lower if size - lower < upper - size else upper
+    raise SaltError(
+        f"{where}: input size {size} is not divisible by {multiple}; nearest valid size is {nearest}"
+    )
 
 
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "synthetic"  # Kaggle-layout folder that `prepare` reads
+
+    def __post_init__(self) -> None:
+        _require(bool(self.source), "source", "a folder name", self.source)
 
 
 @dataclass(frozen=True)
@@ -36,12 +84,29 @@ class SynthConfig:
     fault_probability: float = 0.3
     noise: float = 0.08  # std of additive noise, relative to the trace amplitude
 
+    def __post_init__(self) -> None:
+        _require(self.seed >= 0, "seed", ">= 0", self.seed)
+        _require(self.n_train >= 1, "n_train", ">= 1", self.n_train)
+        _require(self.n_test >= 0, "n_test", ">= 0", self.n_test)
+        # All-empty data would leave nothing to learn (and no salt to draw).
+        _require(0 <= self.empty_fraction < 1, "empty_fraction", "in [0, 1)", self.empty_fraction)
+        _probability("fault_probability", self.fault_probability)
+        _require(self.noise >= 0, "noise", ">= 0", self.noise)
+
 
 @dataclass(frozen=True)
 class SplitConfig:
     folds: tuple[int, ...] = (0, 1, 2, 3, 4)  # fold ids; their count is K
     seed: int = 42
     coverage_classes: int = 11  # empty + 10 coverage bins, the usual TGS stratification
+
+    def __post_init__(self) -> None:
+        folds = list(self.folds)
+        # Each fold is held out while the others train: one fold would leave nothing to train on.
+        _require(len(folds) >= 2, "folds", "at least 2 fold ids", folds)
+        _require(len(set(folds)) == len(folds), "folds", "unique fold ids", folds)
+        _require(self.seed >= 0, "seed", ">= 0", self.seed)  # scikit-learn's random_state
+        _require(self.coverage_classes >= 1, "coverage_classes", ">= 1", self.coverage_classes)
 
 
 @dataclass(frozen=True)
@@ -59,6 +124,24 @@ class ModelConfig:
     encoder_weights: str | None = None  # local file only; nothing is downloaded
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16)
 
+    def __post_init__(self) -> None:
+        _one_of("name", self.name, MODEL_NAMES)
+        _one_of("fit", self.fit, FITS)
+        _require(self.input_size >= 1, "input_size", ">= 1", self.input_size)
+        if self.fit == "pad":  # models/fit.py pads the tile up to the input size, never crops it
+            _require(self.input_size >= TILE, "input_size", f">= {TILE} with fit 'pad'", self.input_size)
+        _require(self.start_filters >= 1, "start_filters", ">= 1", self.start_filters)
+        _require(self.depth >= 1, "depth", ">= 1", self.depth)
+        _require(self.blocks_per_level >= 1, "blocks_per_level", ">= 1", self.blocks_per_level)
+        _require(0 <= self.dropout < 1, "dropout", "in [0, 1)", self.dropout)
+        _require(bool(self.encoder), "encoder", "a timm model name", self.encoder)
+        channels = list(self.decoder_channels)
+        _require(bool(channels) and min(channels) >= 1, "decoder_channels", "widths >= 1", channels)
+        if self.name == "preact_resunet":  # each of `depth` levels halves the size
+            check_size(self.input_size, 2**self.depth, f"input_size (preact_resunet, depth {self.depth})")
+        # timm_unet's multiple is its encoder's deepest stride, known only once timm builds it:
+        # `salt train` builds the model on the meta device before it opens a run.
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -71,12 +154,25 @@ class AugmentConfig:
     roll: float = 0.3
     roll_limit: float = 0.5  # fraction of the width
 
+    def __post_init__(self) -> None:
+        for name in ("hflip", "vflip", "crop_resize", "rotate", "roll"):
+            _probability(name, getattr(self, name))
+        low, high = self.crop_scale
+        _require(0 < low <= high <= 1, "crop_scale", "[a, b] with 0 < a <= b <= 1", list(self.crop_scale))
+        _require(self.rotate_limit >= 0, "rotate_limit", ">= 0", self.rotate_limit)
+        _probability("roll_limit", self.roll_limit)
+
 
 @dataclass(frozen=True)
 class StageConfig:
     loss: str  # "bce" or "lovasz"
     epochs: int
     lr: float
+
+    def __post_init__(self) -> None:
+        _one_of("loss", self.loss, LOSSES)
+        _require(self.epochs >= 1, "epochs", ">= 1", self.epochs)
+        _require(self.lr > 0, "lr", "> 0", self.lr)
 
 
 @dataclass(frozen=True)
@@ -95,6 +191,14 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast on CUDA
     channels_last: bool = False
 
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        _require(len(self.stages) >= 1, "stages", "a non-empty list of stages", [])
+        _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
+        _one_of("scheduler", self.scheduler, SCHEDULERS)
+        _one_of("monitor", self.monitor, MONITORS)
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:
@@ -105,6 +209,13 @@ class RuntimeConfig:
     num_workers: int = 0  # DataLoader worker processes
     threads: int = 0  # torch CPU threads; 0 = torch's default
 
+    def __post_init__(self) -> None:
+        _require(
+            DEVICE.fullmatch(self.device) is not None, "device", "auto, cpu, cuda or cuda:N", self.device
+        )
+        _require(self.num_workers >= 0, "num_workers", ">= 0", self.num_workers)
+        _require(self.threads >= 0, "threads", ">= 0", self.threads)
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:
@@ -114,11 +225,23 @@ class EvaluateConfig:
     worst_n: int = 16
     batch_size: int = 64
 
+    def __post_init__(self) -> None:
+        thresholds, areas = list(self.thresholds), list(self.min_areas)
+        ok = bool(thresholds) and all(0 < t < 1 for t in thresholds)
+        _require(ok, "thresholds", "a non-empty list of probabilities in (0, 1)", thresholds)
+        _require(bool(areas) and min(areas) >= 0, "min_areas", "a non-empty list of areas >= 0", areas)
+        _require(self.worst_n >= 0, "worst_n", ">= 0", self.worst_n)
+        _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+
 
 @dataclass(frozen=True)
 class RegisterConfig:
     model_name: str = "saltseg-ensemble"
     alias: str = "champion"
+
+    def __post_init__(self) -> None:
+        _require(bool(self.model_name), "model_name", "a registered model name", self.model_name)
+        _require(bool(self.alias), "alias", "an alias name", self.alias)
 
 
 @dataclass(frozen=True)
@@ -126,6 +249,10 @@ class TrackingConfig:
     uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite at an absolute path
     db: str = "mlflow.db"  # the local SQLite file, relative to the working directory
     experiment: str = "saltseg"
+
+    def __post_init__(self) -> None:
+        _require(bool(self.db), "db", "a file name", self.db)
+        _require(bool(self.experiment), "experiment", "an experiment name", self.experiment)
 
 
 @dataclass(frozen=True)
@@ -142,21 +269,38 @@ class Params:
     register: RegisterConfig = field(default_factory=RegisterConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
+    def __post_init__(self) -> None:
+        folds = len(self.split.folds)
+        _require(
+            self.synth.n_train >= folds,
+            "synth.n_train",
+            f">= the {folds} folds of split.folds",
+            self.synth.n_train,
+        )
+
 
 def _build(cls: type, raw: object, where: str) -> object:
     """Turn plain YAML values into the annotated type, recursively."""
     hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
     if dataclasses.is_dataclass(cls):
         if not isinstance(raw, dict):
-            raise SaltError(f"{where}: expected a mapping, got {raw!r}")
+            raise SaltError(f"{where or 'params'}: expected a mapping, got {raw!r}")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - names)
         if unknown:
             raise SaltError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+                f"{where or 'params'}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
             )
-        return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in raw.items()})
+        values = {k: _convert(hints[k], v, _key(where, k)) for k, v in raw.items()}
+        try:
+            return cls(**values)
+        except SaltError as exc:  # a range check of __post_init__: give its key the full path
+            raise SaltError(_key(where, str(exc))) from None
     raise TypeError(cls)
+
+
+def _key(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
 
 
 def _convert(tp: object, value: object, where: str) -> object:
@@ -200,8 +344,12 @@ def params_to_dict(params: Params) -> dict:
 
 
 def params_from_dict(raw: dict) -> Params:
-    """Build Params from a parsed params.yaml; missing sections take their defaults."""
-    return _build(Params, raw or {}, "params")  # type: ignore[return-value]
+    """Build Params from a parsed params.yaml; missing sections take their defaults.
+
+    Every value is checked (types, ranges, names) here, so a bad params.yaml fails with one
+    line naming the key before any file is written or any MLflow run is opened.
+    """
+    return _build(Params, raw or {}, "")  # type: ignore[return-value]
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -153,13 +153,6 @@ def check_trained_on(checkpoints: dict[int, Path], data_hash: str, prepared_path
             )
 
 
-def _check_grid(cfg: EvaluateConfig, where: str) -> None:
-    if not cfg.thresholds or not cfg.min_areas:
-        raise SaltError(f"{where}: evaluate.thresholds and evaluate.min_areas must not be empty")
-    if any(not 0 < t < 1 for t in cfg.thresholds) or any(a < 0 for a in cfg.min_areas):
-        raise SaltError(f"{where}: thresholds must lie in (0, 1) and min_areas be >= 0")
-
-
 def score_curves(grid: pd.DataFrame, column: str, chosen: Tuning, out: Path) -> None:
     """PNG: score versus threshold, one curve per min_area, the chosen cell marked."""
     from saltseg.plots import plt  # selects the file-only backend
@@ -212,7 +205,6 @@ def run_evaluate(
     input is missing or invalid.
     """
     cfg = params.evaluate
-    _check_grid(cfg, "params")
     prepared = load_prepared(prepared_path)
     folds_df = load_folds(folds_csv)
     classes = _coverage_classes(prepared, folds_df, folds_csv)

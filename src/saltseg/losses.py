@@ -12,6 +12,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
+from saltseg.config import LOSSES
 from saltseg.errors import SaltError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -68,9 +69,6 @@ def lovasz_hinge(
     if not per_image:
         x, y = x.reshape(1, -1), y.reshape(1, -1)
     return _lovasz_rows(x, y, elu).mean()
-
-
-LOSSES = ("bce", "lovasz")
 
 
 def get_loss(name: str, elu: bool = False) -> LossFn:

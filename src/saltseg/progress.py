@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 
@@ -12,20 +13,31 @@ def interactive() -> bool:
     return sys.stderr.isatty() and not os.environ.get("CI")
 
 
+def plain_line(description: str, fields: dict[str, float], seconds: float) -> str:
+    """The log line of a finished task: "fold 0 bce epoch 1/8: loss 0.6931, val_iou 0.4120, 3.2 s"."""
+    return f"{description}: {_info(fields)}{', ' if fields else ''}{seconds:.1f} s"
+
+
+def _info(fields: dict[str, float]) -> str:
+    # Counts stay counts; metrics get four decimals, enough to tell epochs apart.
+    return ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in fields.items())
+
+
 class _Plain:
     """One line when the task ends: logs stay readable and diffable."""
 
     def __init__(self, description: str) -> None:
         self.description = description
-        self.fields: dict[str, str] = {}
+        self.fields: dict[str, float] = {}
+        self.started = time.monotonic()
 
     def advance(self, n: int = 1, **fields: float) -> None:
-        self.fields.update({k: f"{v:.4f}" for k, v in fields.items()})
+        self.fields.update(fields)
 
     def finish(self, **fields: float) -> None:
         self.advance(0, **fields)
-        info = " ".join(f"{k}={v}" for k, v in self.fields.items())
-        print(f"{self.description} {info}".rstrip(), file=sys.stderr, flush=True)
+        line = plain_line(self.description, self.fields, time.monotonic() - self.started)
+        print(line, file=sys.stderr, flush=True)
 
 
 class _Bar(_Plain):
@@ -35,8 +47,7 @@ class _Bar(_Plain):
 
     def advance(self, n: int = 1, **fields: float) -> None:
         super().advance(n, **fields)
-        info = " ".join(f"{k}={v}" for k, v in self.fields.items())
-        self.progress.update(self.task, advance=n, info=info)
+        self.progress.update(self.task, advance=n, info=_info(self.fields))
 
     def finish(self, **fields: float) -> None:
         self.advance(0, **fields)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from saltseg import progress
 from saltseg.atomic import atomic_file, write_text
-from saltseg.config import Params, TrainConfig
+from saltseg.config import Params, TrainConfig, oriented
 from saltseg.data.augment import build_augment
 from saltseg.data.dataset import SaltDataset, to_tensor
 from saltseg.data.prepared import Prepared
@@ -220,11 +220,11 @@ def train_fold(
             history.append(row)
             if log is not None:
                 log({k: v for k, v in row.items() if k not in ("epoch", "stage")}, step)
-            if row[cfg.monitor] > best:
-                best = row[cfg.monitor]
+            if oriented(cfg.monitor, row[cfg.monitor]) > best:  # `best` is kept oriented: larger is better
+                best = oriented(cfg.monitor, row[cfg.monitor])
                 save_checkpoint(
                     paths.best, model, params.model,
-                    fold=fold, epoch=step, stage=stage.loss, monitor=cfg.monitor, score=best,
+                    fold=fold, epoch=step, stage=stage.loss, monitor=cfg.monitor, score=row[cfg.monitor],
                     data_hash=data_hash,
                 )  # fmt: skip
             step += 1
@@ -236,7 +236,8 @@ def train_fold(
             )  # fmt: skip
             _write_history(paths.history, history)
 
-    best_row = max(history, key=lambda r: r[cfg.monitor])  # first of equals: the kept checkpoint
+    # The first of equals, like the kept checkpoint.
+    best_row = max(history, key=lambda r: oriented(cfg.monitor, r[cfg.monitor]))
     metrics = {
         "fold": fold,
         "best_epoch": best_row["epoch"],

@@ -3,8 +3,17 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
-from saltseg.config import Params, StageConfig, flat_params, load_params, params_from_dict
+from saltseg.config import (
+    MODEL_NAMES,
+    Params,
+    StageConfig,
+    flat_params,
+    load_params,
+    oriented,
+    params_from_dict,
+)
 from saltseg.errors import SaltError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +33,12 @@ def test_repository_params_load_into_typed_objects():
 
 
 def test_unknown_key_is_named():
-    with pytest.raises(SaltError, match=r"params\.train: unknown key\(s\) epochs"):
+    with pytest.raises(SaltError, match=r"^train: unknown key\(s\) epochs"):
         params_from_dict({"train": {"epochs": 3}})
 
 
 def test_wrong_type_is_named():
-    with pytest.raises(SaltError, match=r"params\.model\.depth: expected int"):
+    with pytest.raises(SaltError, match=r"^model\.depth: expected int"):
         params_from_dict({"model": {"depth": "four"}})
 
 
@@ -50,3 +59,90 @@ def test_flat_params_are_dotted_and_cover_the_stages():
     flat = flat_params(Params())
     assert flat["model.name"] == "preact_resunet"
     assert flat["train.stages.1.loss"] == "lovasz"
+
+
+def _stages(epochs=8, lr=0.005, loss="bce"):
+    return {"stages": [{"loss": loss, "epochs": epochs, "lr": lr}]}
+
+
+# (overlay on the defaults, the message expected after "params.yaml: ")
+BAD_VALUES = [
+    ({"train": _stages(epochs=-3)}, "train.stages[0].epochs: must be >= 1, got -3"),
+    ({"train": _stages(epochs=0)}, "train.stages[0].epochs: must be >= 1, got 0"),
+    ({"train": _stages(lr=0)}, "train.stages[0].lr: must be > 0, got 0.0"),
+    ({"train": _stages(lr=float("nan"))}, "train.stages[0].lr: must be > 0, got nan"),
+    ({"train": _stages(loss="bse")}, "train.stages[0].loss: unknown 'bse'; valid: bce, lovasz"),
+    ({"train": {"stages": []}}, "train.stages: must be a non-empty list of stages, got []"),
+    ({"train": {"batch_size": 0}}, "train.batch_size: must be >= 1, got 0"),
+    ({"train": {"weight_decay": -0.1}}, "train.weight_decay: must be >= 0, got -0.1"),
+    ({"train": {"optimizer": "adamm"}}, "train.optimizer: unknown 'adamm'; valid: adam, adamw, sgd"),
+    ({"train": {"scheduler": "step"}}, "train.scheduler: unknown 'step'; valid: cosine, constant"),
+    (
+        {"train": {"monitor": "val_loss_typo"}},
+        "train.monitor: unknown 'val_loss_typo'; valid: val_loss, val_iou, val_score",
+    ),
+    ({"model": {"start_filters": 0}}, "model.start_filters: must be >= 1, got 0"),
+    ({"model": {"depth": 0}}, "model.depth: must be >= 1, got 0"),
+    ({"model": {"blocks_per_level": 0}}, "model.blocks_per_level: must be >= 1, got 0"),
+    ({"model": {"dropout": 1.0}}, "model.dropout: must be in [0, 1), got 1.0"),
+    ({"model": {"name": "unet"}}, "model.name: unknown 'unet'; valid: preact_resunet, timm_unet"),
+    ({"model": {"fit": "crop"}}, "model.fit: unknown 'crop'; valid: resize, pad"),
+    ({"model": {"fit": "pad", "input_size": 96}}, "model.input_size: must be >= 101 with fit 'pad', got 96"),
+    (
+        {"model": {"input_size": 100}},
+        "model.input_size (preact_resunet, depth 3): input size 100 is not divisible by 8; "
+        "nearest valid size is 104",
+    ),
+    ({"model": {"decoder_channels": [16, 0]}}, "model.decoder_channels: must be widths >= 1, got [16, 0]"),
+    ({"augment": {"hflip": 1.5}}, "augment.hflip: must be in [0, 1], got 1.5"),
+    ({"augment": {"roll": -0.1}}, "augment.roll: must be in [0, 1], got -0.1"),
+    (
+        {"augment": {"crop_scale": [0.9, 0.5]}},
+        "augment.crop_scale: must be [a, b] with 0 < a <= b <= 1, got [0.9, 0.5]",
+    ),
+    (
+        {"augment": {"crop_scale": [0.0, 1.0]}},
+        "augment.crop_scale: must be [a, b] with 0 < a <= b <= 1, got [0.0, 1.0]",
+    ),
+    ({"augment": {"rotate_limit": -5}}, "augment.rotate_limit: must be >= 0, got -5.0"),
+    ({"augment": {"roll_limit": 2}}, "augment.roll_limit: must be in [0, 1], got 2.0"),
+    ({"synth": {"empty_fraction": 1.2}}, "synth.empty_fraction: must be in [0, 1), got 1.2"),
+    ({"synth": {"n_train": 3}}, "synth.n_train: must be >= the 5 folds of split.folds, got 3"),
+    ({"split": {"folds": []}}, "split.folds: must be at least 2 fold ids, got []"),
+    ({"split": {"folds": [0, 1, 1]}}, "split.folds: must be unique fold ids, got [0, 1, 1]"),
+    (
+        {"evaluate": {"thresholds": [0.5, 1.0]}},
+        "evaluate.thresholds: must be a non-empty list of probabilities in (0, 1), got [0.5, 1.0]",
+    ),
+    ({"evaluate": {"min_areas": []}}, "evaluate.min_areas: must be a non-empty list of areas >= 0, got []"),
+    ({"evaluate": {"batch_size": 0}}, "evaluate.batch_size: must be >= 1, got 0"),
+    ({"runtime": {"threads": -1}}, "runtime.threads: must be >= 0, got -1"),
+    ({"runtime": {"num_workers": -2}}, "runtime.num_workers: must be >= 0, got -2"),
+    ({"runtime": {"device": "gpu"}}, "runtime.device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+]
+
+
+@pytest.mark.parametrize(("overlay", "message"), BAD_VALUES, ids=[m.split(":")[0] for _, m in BAD_VALUES])
+def test_bad_value_is_one_line_naming_file_and_key(tmp_path, overlay, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    with pytest.raises(SaltError) as error:
+        load_params(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1"])
+def test_valid_devices_are_accepted(device):
+    assert params_from_dict({"runtime": {"device": device}}).runtime.device == device
+
+
+def test_every_registered_model_is_a_known_name():
+    from saltseg.models import MODELS
+
+    assert sorted(MODELS) == sorted(MODEL_NAMES)
+
+
+def test_loss_is_minimised_and_scores_are_maximised():
+    assert oriented("val_loss", 0.2) > oriented("val_loss", 0.3)
+    assert oriented("val_iou", 0.3) > oriented("val_iou", 0.2)
+    assert oriented("val_score", 0.3) > oriented("val_score", 0.2)

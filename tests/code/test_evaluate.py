@@ -340,10 +340,10 @@ def test_evaluate_refuses_models_trained_on_other_data(tmp_path, monkeypatch, ca
 
 def test_evaluate_refuses_folds_that_params_do_not_list(tmp_path, monkeypatch, capsys):
     prepared, folds = write_prepared(tmp_path)
-    fold_checkpoints(tmp_path / "models", folds=(0,))
-    write_params(tmp_path / "params.yaml", folds=(0,))
+    fold_checkpoints(tmp_path / "models", folds=(0, 2))
+    write_params(tmp_path / "params.yaml", folds=(0, 2))
     code, _, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds, "--no-track"))
-    assert code == 1 and f"{folds}: fold(s) [1] are not in split.folds [0]" in err
+    assert code == 1 and f"{folds}: fold(s) [1] are not in split.folds [0, 2]" in err
     assert not (tmp_path / "eval").exists()
 
 

@@ -69,7 +69,13 @@ def test_label_says_when_params_were_edited_by_hand(params_file):
     ("text", "message"),
     [
         ("model:\n  dept: 3\n", "bad.yaml: unknown key model.dept"),
-        ("model:\n  depth: deep\n", "bad.yaml: params.model.depth: expected int"),
+        ("model:\n  depth: deep\n", "bad.yaml: model.depth: expected int"),
+        ("train:\n  batch_size: 0\n", r"bad.yaml: train.batch_size: must be >= 1, got 0$"),
+        (
+            "train:\n  stages:\n    - {loss: bce, epochs: -3, lr: 0.1}\n",
+            r"bad.yaml: train.stages\[0\].epochs: must be >= 1, got -3$",
+        ),
+        ("train:\n  monitor: val_loss_typo\n", "bad.yaml: train.monitor: unknown 'val_loss_typo'; valid: "),
         ("model: [\n", "bad.yaml: not valid YAML"),
         ("profile: other\n", "bad.yaml: unknown key profile"),
         ("- 1\n", "bad.yaml: a profile is a mapping"),

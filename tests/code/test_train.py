@@ -1,5 +1,6 @@
 """Training one fold: determinism, the BCE -> Lovasz hand-off, best-only checkpoints, resume."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -141,3 +142,14 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
         pd.read_csv(tmp_path / "killed/history.csv").to_numpy(),
         pd.read_csv(tmp_path / "whole/history.csv").to_numpy(),
     )
+
+
+def test_monitored_loss_is_minimised(tiny_data, tmp_path):
+    base = tiny_params(tmp_path)
+    params = dataclasses.replace(base, train=dataclasses.replace(base.train, monitor="val_loss"))
+    metrics = _train(tiny_data, tmp_path, params)
+    history = pd.read_csv(tmp_path / "history.csv")
+    kept = torch.load(tmp_path / "model/best.pt", weights_only=True)
+    assert history["val_loss"].nunique() > 1
+    assert kept["score"] == pytest.approx(history["val_loss"].min())
+    assert metrics["best_val_loss"] == pytest.approx(history["val_loss"].min())

@@ -67,8 +67,8 @@ def test_custom_fold_labels_and_errors():
     ids, cov = [f"id{i}" for i in range(30)], _coverage(30)
     folds = make_folds(ids, cov, SplitConfig(folds=(3, 7, 9)))
     assert sorted(folds["fold"].unique()) == [3, 7, 9]
-    with pytest.raises(SaltError, match="at least 2 distinct"):
-        make_folds(ids, cov, SplitConfig(folds=(1,)))
+    with pytest.raises(SaltError, match="folds: must be at least 2 fold ids"):
+        SplitConfig(folds=(1,))
     with pytest.raises(SaltError, match="cannot fill 5 folds"):
         make_folds(ids[:3], cov[:3], SplitConfig())
     with pytest.raises(SaltError, match="not unique"):

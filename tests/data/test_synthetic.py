@@ -81,7 +81,7 @@ def test_ricker_wavelet():
 
 
 def test_rejects_bad_config():
-    with pytest.raises(SaltError, match="n_train"):
-        synthesize(SynthConfig(n_train=0))
-    with pytest.raises(SaltError, match="empty_fraction"):
-        synthesize(SynthConfig(empty_fraction=1.5))
+    with pytest.raises(SaltError, match="n_train: must be >= 1"):
+        SynthConfig(n_train=0)
+    with pytest.raises(SaltError, match="empty_fraction: must be in"):
+        SynthConfig(empty_fraction=1.0)

@@ -33,16 +33,17 @@ def test_resize_round_trip_is_close() -> None:
     assert (back - smooth).abs().mean() < 0.02
 
 
-def test_fit_is_identity_at_101() -> None:
-    cfg = ModelConfig(fit="resize", input_size=101)
-    assert to_input(TILES, cfg) is TILES and to_original(TILES, cfg) is TILES
+def test_fit_is_identity_at_matching_size() -> None:
+    cfg = ModelConfig(fit="resize", input_size=128)
+    ready = torch.rand(3, 1, 128, 128)
+    assert to_input(ready, cfg) is ready and to_original(TILES, cfg) is TILES
 
 
 def test_fit_errors() -> None:
-    with pytest.raises(SaltError, match="unknown fit 'crop'"):
-        to_input(TILES, ModelConfig(fit="crop"))
-    with pytest.raises(SaltError, match="'pad' needs >= 101"):
-        to_input(TILES, ModelConfig(fit="pad", input_size=96))
+    with pytest.raises(SaltError, match="^fit: unknown 'crop'; valid: resize, pad$"):
+        ModelConfig(fit="crop")
+    with pytest.raises(SaltError, match="^input_size: must be >= 101 with fit 'pad', got 96$"):
+        ModelConfig(fit="pad", input_size=96)
 
 
 @pytest.mark.parametrize(

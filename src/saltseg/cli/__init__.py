@@ -6,6 +6,7 @@ stays fast. A SaltError anywhere becomes one line on stderr and exit status 1.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -21,14 +22,24 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data", help="Synthesize, ingest, prepare, split and show data.")
 app.add_typer(params.app, name="params", help="Apply named configurations to params.yaml.")
-app.command("train")(train.train)
-app.command("evaluate")(evaluate.evaluate)
-app.command("register")(register.register)
-app.command("predict")(predict.predict)
-app.command("champion")(predict.champion)
+# The help of every command that talks to MLflow ends with where its runs and models live.
+MLFLOW_STORE = (
+    "MLflow store: tracking.uri in params.yaml if set, else $MLFLOW_TRACKING_URI, else the SQLite "
+    "file tracking.db (mlflow.db) in the current folder (in the repository the experiment came from "
+    "under `dvc exp run`); browse it with `mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db`."
+)
+app.command("train", epilog=MLFLOW_STORE)(train.train)
+app.command("evaluate", epilog=MLFLOW_STORE)(evaluate.evaluate)
+app.command("register", epilog=MLFLOW_STORE)(register.register)
+app.command("predict", epilog=MLFLOW_STORE)(predict.predict)
+app.command("champion", epilog=MLFLOW_STORE)(predict.champion)
 
 
 def main() -> None:
+    # MLflow draws one progress bar per downloaded artifact (six when predict loads the
+    # ensemble): noise in a log. Set here, not at import, so that importing saltseg changes
+    # nothing; an explicit MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true still wins.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app()
     except SaltError as exc:

@@ -35,7 +35,12 @@ def evaluate(
         bool, typer.Option(help="Log the numbers and plots to the pipeline's parent MLflow run.")
     ] = True,
 ) -> None:
-    """Score each fold model on its own held-out images, with and without flip TTA; tune post-processing."""
+    """Score each fold model on its own held-out images, with and without flip TTA; tune post-processing.
+
+    Reads the params.yaml sections split, evaluate, runtime and tracking (and data, split, model,
+    augment, train to find the pipeline's parent run). Writes the metrics JSON and, in --out-dir,
+    thresholds.json, the tuning grid and the plots; logs them to the MLflow parent run.
+    """
     from saltseg.config import load_params
     from saltseg.errors import SaltError
     from saltseg.evaluate import log_evaluation, report, run_evaluate

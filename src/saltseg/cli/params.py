@@ -18,7 +18,11 @@ def use(
     ),
 ) -> None:
     """Set params.yaml to a named profile: the defaults with the profile laid over, every key
-    rewritten whatever was applied before (comments kept); `dvc repro` then reruns what changed."""
+    rewritten whatever was applied before (comments kept); `dvc repro` then reruns what changed.
+
+    Writes every section of params.yaml, and only after the whole result is validated: a profile
+    with an unknown key or a bad value is refused with one line and params.yaml is left as it was.
+    """
     from saltseg.profiles import apply_profile
 
     changed = apply_profile(params_file, config)

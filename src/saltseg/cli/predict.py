@@ -36,7 +36,12 @@ def predict(
     ] = None,
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
-    """Predict every test image with the fold ensemble (flip TTA, tuned threshold) and write a submission."""
+    """Predict every test image with the fold ensemble (flip TTA, tuned threshold) and write a submission.
+
+    Reads the params.yaml sections register (which registered model), evaluate (batch size),
+    runtime and tracking. Loads the model from the MLflow Model Registry unless --model-dir is
+    given; writes the submission CSV and, with --probabilities, an npz.
+    """
     from saltseg.config import load_params
     from saltseg.predict import run_predict
 

@@ -29,7 +29,12 @@ def register(
         bool, typer.Option(help="Also register each fold network as <model_name>-fold<K>.")
     ] = True,
 ) -> None:
-    """Register the ensemble, tagged with its out-of-fold score; promote it only if it beats the champion."""
+    """Register the ensemble, tagged with its out-of-fold score; promote it only if it beats the champion.
+
+    Reads the params.yaml sections register (model name, alias), evaluate and tracking. Writes a
+    new version of <register.model_name> (and of <model_name>-fold<K>) to the MLflow Model
+    Registry, moves the alias when the score is better, and records both in --out.
+    """
     from saltseg.config import load_params
     from saltseg.registry import register as run_register
     from saltseg.registry import write_record

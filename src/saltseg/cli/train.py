@@ -18,23 +18,45 @@ def train(
     folds: Annotated[Path, typer.Option(help="Fold assignment from `salt data split`.")] = Path(
         "prepared/folds.csv"
     ),
+    # show_default, not "[default: ...]" in the help: Rich would take the brackets for markup.
     out_dir: Annotated[
-        Path | None, typer.Option(help="Folder for best.pt and the resume state [default: models/fold<K>].")
+        Path | None,
+        typer.Option(
+            help="Folder for best.pt, validation.png and the resume state last.pt.",
+            show_default="models/fold<K>",
+        ),
     ] = None,
     metrics: Annotated[
-        Path | None, typer.Option(help="Metrics JSON [default: metrics/train/fold<K>.json].")
+        Path | None,
+        typer.Option(help="Metrics JSON (read by `dvc metrics`).", show_default="metrics/train/fold<K>.json"),
     ] = None,
     history: Annotated[
-        Path | None, typer.Option(help="Per-epoch CSV [default: plots/train/fold<K>.csv].")
+        Path | None,
+        typer.Option(help="Per-epoch CSV (read by `dvc plots`).", show_default="plots/train/fold<K>.csv"),
     ] = None,
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
-    """Train one fold: BCE, then Lovasz from the best BCE weights; resumes if interrupted."""
+    """Train one fold: BCE, then Lovasz from the best BCE weights; resumes if interrupted.
+
+    Reads the params.yaml sections data, split, model, augment and train (what the model is),
+    runtime (device, workers, threads) and tracking. Writes best.pt, validation.png and, until
+    the fold finishes, last.pt in --out-dir, the metrics JSON and the per-epoch CSV; logs the
+    parameters, per-epoch metrics and those files to the MLflow run fold<K>, a child of the
+    pipeline's parent run. One line per epoch on stderr when it is not a terminal.
+    """
     from saltseg.config import load_params
+
+    params = load_params(params_file)  # first: a bad value fails in a blink, before torch loads
+
+    from saltseg.errors import SaltError
+    from saltseg.models import check_buildable
     from saltseg.train import FoldPaths
     from saltseg.train_stage import run_fold
 
-    params = load_params(params_file)
+    try:  # the rules only a builder knows, before a run is opened or a file written
+        check_buildable(params.model)
+    except SaltError as exc:
+        raise SaltError(f"{params_file}: {exc}") from None
     paths = FoldPaths(
         out_dir=out_dir or Path(f"models/fold{fold}"),
         metrics=metrics or Path(f"metrics/train/fold{fold}.json"),

@@ -25,7 +25,6 @@ from scipy import ndimage
 
 from saltseg.config import SynthConfig
 from saltseg.data.tgs import SIZE, Layout, write_layout
-from saltseg.errors import SaltError
 
 SALT_IMPEDANCE = 4500.0 * 2140.0  # velocity (m/s) x density (kg/m3) = 9.63e6
 DT = 0.003  # seconds of two-way time per pixel row: a 25 Hz wavelet period spans ~13 rows
@@ -219,12 +218,6 @@ def _ids(seed: int, count: int) -> list[str]:
 
 def synthesize(cfg: SynthConfig) -> Layout:
     """Build the synthetic dataset in memory (see the module docstring)."""
-    if cfg.n_train < 1 or cfg.n_test < 0 or cfg.seed < 0:
-        raise SaltError(f"synth: need n_train >= 1, n_test >= 0, seed >= 0; got {cfg}")
-    if not 0 <= cfg.empty_fraction < 1 or not 0 <= cfg.fault_probability <= 1 or cfg.noise < 0:
-        raise SaltError(
-            f"synth: need 0 <= empty_fraction < 1, 0 <= fault_probability <= 1, noise >= 0: {cfg}"
-        )
     ids = _ids(cfg.seed, cfg.n_train + cfg.n_test)
     train_ids, test_ids = ids[: cfg.n_train], ids[cfg.n_train :]
     images, masks, depths = _make_part(cfg, _TRAIN, cfg.n_train, train_ids)

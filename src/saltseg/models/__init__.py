@@ -5,11 +5,12 @@
 
 from saltseg.models import preact_resunet, timm_unet  # noqa: F401  (fill the registry)
 from saltseg.models.checkpoint import checkpoint_config, load_checkpoint_model, save_checkpoint
-from saltseg.models.registry import MODELS, build_model, register
+from saltseg.models.registry import MODELS, build_model, check_buildable, register
 
 __all__ = [
     "MODELS",
     "build_model",
+    "check_buildable",
     "checkpoint_config",
     "load_checkpoint_model",
     "register",

@@ -13,13 +13,6 @@ import torch.nn.functional as F
 from saltseg.config import ModelConfig
 from saltseg.errors import SaltError
 
-FITS = ("resize", "pad")
-
-
-def _check(cfg: ModelConfig) -> None:
-    if cfg.fit not in FITS:
-        raise SaltError(f"model.fit: unknown fit {cfg.fit!r}; valid: {', '.join(FITS)}")
-
 
 def _pads(size: int, target: int) -> tuple[int, int]:
     """(before, after) padding from `size` to `target`; the odd pixel goes after."""
@@ -33,7 +26,6 @@ def _pads(size: int, target: int) -> tuple[int, int]:
 
 def to_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     """(N, C, H, W) float tiles (H = W = 101) -> (N, C, S, S), S = cfg.input_size."""
-    _check(cfg)
     size = cfg.input_size
     if x.shape[-2:] == (size, size):
         return x
@@ -46,7 +38,6 @@ def to_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
 
 def to_original(logits: torch.Tensor, cfg: ModelConfig, size: int = 101) -> torch.Tensor:
     """(N, C, S, S) logits -> (N, C, size, size): the inverse of `to_input`."""
-    _check(cfg)
     if logits.shape[-2:] == (size, size):
         return logits
     if cfg.fit == "resize":

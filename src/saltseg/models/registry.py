@@ -6,12 +6,15 @@ float32 (N, 1, S, S) images to (N, 1, S, S) logits, S = cfg.input_size.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
-from saltseg.config import ModelConfig
-from saltseg.errors import SaltError
+from saltseg.config import MODEL_NAMES, ModelConfig, check_size
+
+__all__ = ["MODELS", "build_model", "check_buildable", "check_size", "register"]
 
 Builder = Callable[[ModelConfig], nn.Module]
 MODELS: dict[str, Builder] = {}
@@ -23,6 +26,8 @@ def register(name: str) -> Callable[[Builder], Builder]:
     def wrap(builder: Builder) -> Builder:
         if name in MODELS:
             raise ValueError(f"model {name!r} registered twice")
+        if name not in MODEL_NAMES:  # params.yaml is validated against that list, without torch
+            raise ValueError(f"model {name!r}: add it to saltseg.config.MODEL_NAMES")
         MODELS[name] = builder
         return builder
 
@@ -31,22 +36,12 @@ def register(name: str) -> Callable[[Builder], Builder]:
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Build the architecture `cfg.name`, randomly initialised (or with cfg.encoder_weights)."""
-    try:
-        builder = MODELS[cfg.name]
-    except KeyError:
-        raise SaltError(
-            f"model.name: unknown model {cfg.name!r}; valid: {', '.join(sorted(MODELS))}"
-        ) from None
-    return builder(cfg)
+    return MODELS[cfg.name](cfg)  # ModelConfig refuses a name outside MODEL_NAMES
 
 
-def check_size(size: int, multiple: int, where: str) -> None:
-    """Fail fast when `size` is not a multiple of `multiple`, naming the nearest valid size."""
-    if size > 0 and size % multiple == 0:
-        return
-    lower = max(multiple, size // multiple * multiple)
-    upper = lower + multiple if lower < size else lower
-    nearest = lower if size - lower < upper - size else upper
-    raise SaltError(
-        f"{where}: input size {size} is not divisible by {multiple}; nearest valid size is {nearest}"
-    )
+def check_buildable(cfg: ModelConfig) -> None:
+    """Build `cfg`'s network on the meta device (no memory, no weights file read), so that a rule
+    only its builder knows, such as timm_unet's input size being a multiple of the encoder's
+    deepest stride, fails in a second instead of after a run has been opened."""
+    with torch.device("meta"):
+        build_model(dataclasses.replace(cfg, encoder_weights=None))
