@@ -105,7 +105,7 @@ def predict_masks(
             if proba is not None:
                 proba[start : start + step] = batch
             bar.advance(1)
-        bar.finish(salt_images=float(masks.any(axis=(1, 2)).mean()))
+        bar.finish(with_salt=int(masks.any(axis=(1, 2)).sum()))
     return masks, proba
 
 
