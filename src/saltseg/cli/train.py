@@ -29,7 +29,12 @@ def train(
     ] = None,
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
-    """Train one fold: BCE, then Lovasz from the best BCE weights; resumes if interrupted."""
+    """Train one fold: BCE, then Lovasz from the best BCE weights; resumes if interrupted.
+
+    Under torchrun (`torchrun --nproc-per-node N -m saltseg train --fold K`) the N
+    processes train the fold together with DistributedDataParallel; rank 0 writes.
+    """
+    from saltseg import distributed
     from saltseg.config import load_params
     from saltseg.train import FoldPaths
     from saltseg.train_stage import run_fold
@@ -40,7 +45,13 @@ def train(
         metrics=metrics or Path(f"metrics/train/fold{fold}.json"),
         history=history or Path(f"plots/train/fold{fold}.csv"),
     )
-    result = run_fold(params, prepared, folds, fold, paths)
+    dist = distributed.init(params.runtime.device)  # a no-op outside torchrun
+    try:
+        result = run_fold(params, prepared, folds, fold, paths)
+    finally:
+        distributed.shutdown()
+    if not dist.is_main:
+        return
     monitor = params.train.monitor
     typer.echo(
         f"fold {fold}: best {monitor} {result[f'best_{monitor}']:.4f} at epoch {result['best_epoch']} "
