@@ -53,9 +53,20 @@ class _Bar(_Plain):
         self.advance(0, **fields)
 
 
+class _Silent(_Plain):
+    def finish(self, **fields: float) -> None:
+        pass
+
+
 @contextlib.contextmanager
-def task(description: str, total: int) -> Iterator[_Plain]:
-    """Report progress of `total` steps; `advance(n, loss=...)` updates, `finish(...)` sums up."""
+def task(description: str, total: int, show: bool = True) -> Iterator[_Plain]:
+    """Report progress of `total` steps; `advance(n, loss=...)` updates, `finish(...)` sums up.
+
+    `show=False` reports nothing: one line per epoch from rank 0, not one per process.
+    """
+    if not show:
+        yield _Silent(description)
+        return
     if not interactive():
         yield _Plain(description)
         return

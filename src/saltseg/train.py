@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from saltseg import progress
+from saltseg import distributed, progress
 from saltseg.atomic import atomic_file, write_text
 from saltseg.config import Params, TrainConfig, oriented
 from saltseg.data.augment import build_augment
@@ -161,9 +161,10 @@ def train_fold(
     identifies the configuration: a resume state with another key is ignored.
     """
     cfg, runtime, started = params.train, params.runtime, time.monotonic()
+    dist = distributed.context()  # one process unless started by torchrun: then rank 0 alone writes
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
-    device = pick_device(runtime.device)
+    device = dist.device(pick_device(runtime.device))
     train_idx, val_idx = split
     data_hash = prepared.fingerprint()  # travels with the checkpoint: evaluate refuses other data
     val_images, val_masks = prepared.images[val_idx], prepared.masks[val_idx]
@@ -173,13 +174,14 @@ def train_fold(
 
     torch.manual_seed(epoch_seed(cfg.seed, fold, 0, 0))
     model = build_model(params.model).to(device, memory_format=memory_format)
-    state = load_resume_state(paths, key)
+    trained = dist.wrap(model)  # `model` itself validates and is saved
+    state = dist.from_main(load_resume_state, paths, key)
     history: list[dict] = state["history"] if state else []
     best = state["best"] if state else -np.inf
     next_stage, next_epoch = (state["next_stage"], state["next_epoch"]) if state else (0, 0)
     if state:
         model.load_state_dict(state["model"])
-    else:  # a fresh start must not inherit a checkpoint from another configuration
+    elif dist.is_main:  # a fresh start must not inherit a checkpoint from another configuration
         paths.best.unlink(missing_ok=True)
 
     step = len(history)  # epochs done so far, over all stages
@@ -193,48 +195,54 @@ def train_fold(
         if first_epoch > 0:  # resuming inside this stage
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-        elif s > 0 and paths.best.exists():  # the hand-off: start from the best weights so far
-            model.load_state_dict(torch.load(paths.best, weights_only=True, map_location=device)["model"])
+        elif s > 0 and dist.from_main(paths.best.exists):  # the hand-off: start from the best weights so far
+            kept = dist.from_main(torch.load, paths.best, weights_only=True, map_location="cpu")
+            model.load_state_dict(kept["model"])
         if first_epoch == 0 and on_stage_start is not None:
             on_stage_start(s, model)
         for epoch in range(first_epoch, stage.epochs):
             seed = epoch_seed(cfg.seed, fold, s, epoch)
-            torch.manual_seed(seed)
-            transform.set_random_seed(seed)
+            torch.manual_seed(dist.rank_seed(seed))
+            transform.set_random_seed(dist.rank_seed(seed))
+            sampler = dist.sampler(dataset, seed)  # None in one process: the loader shuffles
             loader = DataLoader(
                 dataset,
-                batch_size=cfg.batch_size,
-                shuffle=True,
+                batch_size=dist.batch_size(cfg.batch_size),
+                shuffle=sampler is None,
+                sampler=sampler,
                 drop_last=len(dataset) > cfg.batch_size,
                 num_workers=runtime.num_workers,
-                generator=torch.Generator().manual_seed(seed),
+                generator=torch.Generator().manual_seed(dist.rank_seed(seed)),
             )
             lr = optimizer.param_groups[0]["lr"]
             label = f"fold {fold} {stage.loss} epoch {epoch + 1}/{stage.epochs}"
-            with progress.task(label, total=len(loader)) as bar:
-                train_loss = train_epoch(model, loader, loss_fn, optimizer, params, device, bar)
+            with progress.task(label, total=len(loader), show=dist.is_main) as bar:
+                train_loss = dist.mean(train_epoch(trained, loader, loss_fn, optimizer, params, device, bar))
                 scheduler.step()
                 row = {"epoch": step, "stage": stage.loss, "lr": lr, "train_loss": train_loss}
-                row |= validate(model, val_images, val_masks, loss_fn, params, device)
+                # Rank 0 validates; its verdict (hence "improved?") is every rank's.
+                row |= dist.from_main(validate, model, val_images, val_masks, loss_fn, params, device)
                 bar.finish(val_loss=row["val_loss"], val_iou=row["val_iou"], val_score=row["val_score"])
             history.append(row)
             if log is not None:
                 log({k: v for k, v in row.items() if k not in ("epoch", "stage")}, step)
             if oriented(cfg.monitor, row[cfg.monitor]) > best:  # `best` is kept oriented: larger is better
                 best = oriented(cfg.monitor, row[cfg.monitor])
-                save_checkpoint(
-                    paths.best, model, params.model,
-                    fold=fold, epoch=step, stage=stage.loss, monitor=cfg.monitor, score=row[cfg.monitor],
-                    data_hash=data_hash,
-                )  # fmt: skip
+                if dist.is_main:
+                    save_checkpoint(
+                        paths.best, model, params.model,
+                        fold=fold, epoch=step, stage=stage.loss, monitor=cfg.monitor, score=row[cfg.monitor],
+                        data_hash=data_hash,
+                    )  # fmt: skip
             step += 1
             done = epoch + 1 == stage.epochs
-            _save_state(
-                paths, key=key, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(), history=history, best=best,
-                next_stage=s + 1 if done else s, next_epoch=0 if done else epoch + 1,
-            )  # fmt: skip
-            _write_history(paths.history, history)
+            if dist.is_main:
+                _save_state(
+                    paths, key=key, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict(), history=history, best=best,
+                    next_stage=s + 1 if done else s, next_epoch=0 if done else epoch + 1,
+                )  # fmt: skip
+                _write_history(paths.history, history)
 
     # The first of equals, like the kept checkpoint.
     best_row = max(history, key=lambda r: oriented(cfg.monitor, r[cfg.monitor]))
@@ -250,6 +258,7 @@ def train_fold(
         "n_val": len(val_idx),
         "train_seconds": round(time.monotonic() - started, 1),
     }
-    write_text(paths.metrics, json.dumps(metrics, indent=2) + "\n")
-    paths.state.unlink()
+    if dist.is_main:
+        write_text(paths.metrics, json.dumps(metrics, indent=2) + "\n")
+        paths.state.unlink()
     return metrics

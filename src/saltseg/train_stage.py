@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from saltseg import tracking
+from saltseg import distributed, tracking
 from saltseg.config import Params, flat_params
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import load_prepared
@@ -53,12 +53,16 @@ def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, pa
     prepared = load_prepared(prepared_path)
     split = fold_indices(prepared.ids, load_folds(folds_csv), fold)
     data_hash = prepared.fingerprint()
+    key = f"{tracking.pipeline_key(params, folds_csv, data_hash)}-fold{fold}"
+    dist = distributed.context()
+    if not dist.is_main:  # under torchrun the other ranks only compute: rank 0 tracks and writes
+        return train_fold(params, prepared, split, fold, paths, key)
     tracking.configure(params.tracking)
     parent_id = tracking.parent_run_id(params, folds_csv, data_hash)
-    key = f"{tracking.pipeline_key(params, folds_csv, data_hash)}-fold{fold}"
     run_id = _fold_run_id(parent_id, params, fold, resuming=load_resume_state(paths, key) is not None)
     device = str(pick_device(params.runtime.device))
     tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, data_hash, device)}
+    tags["world_size"] = str(dist.world_size)  # torchrun processes that trained this fold
     with mlflow.start_run(run_id=run_id, run_name=f"fold{fold}", parent_run_id=parent_id, tags=tags):
         if run_id is None:
             mlflow.log_params(flat_params(params) | {"fold": fold})

@@ -43,11 +43,15 @@ def train(
     the fold finishes, last.pt in --out-dir, the metrics JSON and the per-epoch CSV; logs the
     parameters, per-epoch metrics and those files to the MLflow run fold<K>, a child of the
     pipeline's parent run. One line per epoch on stderr when it is not a terminal.
+
+    Under torchrun (`torchrun --nproc-per-node N -m saltseg train --fold K`) the N
+    processes train the fold together with DistributedDataParallel; rank 0 writes.
     """
     from saltseg.config import load_params
 
     params = load_params(params_file)  # first: a bad value fails in a blink, before torch loads
 
+    from saltseg import distributed
     from saltseg.errors import SaltError
     from saltseg.models import check_buildable
     from saltseg.train import FoldPaths
@@ -62,7 +66,13 @@ def train(
         metrics=metrics or Path(f"metrics/train/fold{fold}.json"),
         history=history or Path(f"plots/train/fold{fold}.csv"),
     )
-    result = run_fold(params, prepared, folds, fold, paths)
+    dist = distributed.init(params.runtime.device)  # a no-op outside torchrun
+    try:
+        result = run_fold(params, prepared, folds, fold, paths)
+    finally:
+        distributed.shutdown()
+    if not dist.is_main:
+        return
     monitor = params.train.monitor
     typer.echo(
         f"fold {fold}: best {monitor} {result[f'best_{monitor}']:.4f} at epoch {result['best_epoch']} "

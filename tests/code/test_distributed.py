@@ -1,0 +1,130 @@
+"""Data-parallel training: the one-process no-ops, the shards, and a real 2-process torchrun fold."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from mlflow.tracking import MlflowClient
+
+from saltseg.distributed import Context, context
+from saltseg.errors import SaltError
+
+
+def test_outside_torchrun_every_helper_is_the_identity():
+    dist = context()
+    model = torch.nn.Linear(2, 1)
+    assert not dist.enabled and dist.is_main and dist.world_size == 1
+    assert dist.wrap(model) is model
+    assert dist.sampler(range(10), seed=5) is None
+    assert dist.batch_size(30) == 30
+    assert dist.rank_seed(123) == 123
+    assert dist.mean(0.25) == 0.25
+    assert dist.from_main(max, 3, 7) == 7
+    assert dist.device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+
+
+def test_ranks_share_one_permutation_and_split_it():
+    ranks = [Context(enabled=True, rank=r, world_size=2) for r in (0, 1)]
+    shards = [list(dist.sampler(range(10), seed=7)) for dist in ranks]
+    assert sorted(shards[0] + shards[1]) == list(range(10)), "disjoint, and together every image once"
+    assert shards != [list(dist.sampler(range(10), seed=8)) for dist in ranks], "the epoch seed reshuffles"
+    assert ranks[0].rank_seed(7) == 7 and ranks[1].rank_seed(7) != 7  # own augmentations per rank
+
+
+def test_global_batch_is_split_evenly_over_the_ranks():
+    dist = Context(enabled=True, rank=1, world_size=4)
+    assert dist.batch_size(32) == 8
+    assert dist.device(torch.device("cuda")) == torch.device("cuda", 0)  # local rank 0
+    with pytest.raises(SaltError, match="train.batch_size 30 must be a multiple of the 4"):
+        dist.batch_size(30)
+
+
+def _torchrun_fold(tiny_data, folder: Path, lovasz_epochs: int) -> list[str]:
+    """`torchrun --nproc-per-node 2 -m saltseg train ...`: fold 0 of the tiny data in two gloo processes."""
+    prepared, folds = tiny_data
+    raw = {
+        "split": {"folds": [0, 1]},
+        "model": {"start_filters": 4, "depth": 2, "input_size": 64},
+        "train": {
+            "batch_size": 8,
+            "stages": [
+                {"loss": "bce", "epochs": 2, "lr": 0.01},
+                {"loss": "lovasz", "epochs": lovasz_epochs, "lr": 0.003},
+            ],
+        },
+        "runtime": {"threads": 1},
+        "tracking": {"uri": f"sqlite:///{folder}/mlflow.db"},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return [
+        str(torchrun), "--standalone", "--nproc-per-node", "2",
+        "-m", "saltseg", "train", "--fold", "0", "--params", str(folder / "params.yaml"),
+        "--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(folder / "model"),
+        "--metrics", str(folder / "metrics.json"), "--history", str(folder / "history.csv"),
+    ]  # fmt: skip
+
+
+def _child_runs(folder: Path):
+    client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("saltseg").experiment_id])
+    return client, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_one_fold_and_resume_exactly(tiny_data, tmp_path):
+    env = os.environ | {"CI": "1"}
+    whole = subprocess.run(
+        _torchrun_fold(tiny_data, tmp_path / "whole", 3), env=env, capture_output=True, text=True
+    )
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    # One set of outputs, written by rank 0 alone; every epoch reported and logged once.
+    assert sorted(p.name for p in (tmp_path / "whole/model").iterdir()) == ["best.pt", "validation.png"]
+    history = pd.read_csv(tmp_path / "whole/history.csv")
+    metrics = json.loads((tmp_path / "whole/metrics.json").read_text())
+    assert len(history) == metrics["epochs"] == 5
+    assert whole.stderr.count("fold 0 lovasz epoch 3/3") == 1
+    client, children = _child_runs(tmp_path / "whole")
+    assert len(children) == 1 and children[0].data.tags["world_size"] == "2"
+    logged = client.get_metric_history(children[0].info.run_id, "train_loss")
+    assert [m.step for m in logged] == list(range(5))
+    assert [m.value for m in logged] == history["train_loss"].tolist()
+
+    # The same job killed mid stage 2 (every process at once, as a lost machine would be)
+    # and started again: the same epochs, to the last digit, as the uninterrupted job.
+    command = _torchrun_fold(tiny_data, tmp_path / "killed", 3)
+    state = tmp_path / "killed/model/last.pt"
+    job = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if state.exists():
+            saved = torch.load(state, weights_only=True)
+            if saved["next_stage"] == 1 and saved["next_epoch"] >= 1:
+                break
+        assert job.poll() is None, "the job ended before it could be killed in stage 2"
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not (tmp_path / "killed/metrics.json").exists()
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    np.testing.assert_array_equal(pd.read_csv(tmp_path / "killed/history.csv").to_numpy(), history.to_numpy())
+    again = json.loads((tmp_path / "killed/metrics.json").read_text())
+    assert {k: v for k, v in again.items() if k != "train_seconds"} == {
+        k: v for k, v in metrics.items() if k != "train_seconds"
+    }
+    assert len(_child_runs(tmp_path / "killed")[1]) == 1, "the resumed job continues its fold's run"
