@@ -4,13 +4,19 @@
 """
 
 from saltseg.models import preact_resunet, timm_unet  # noqa: F401  (fill the registry)
-from saltseg.models.checkpoint import checkpoint_config, load_checkpoint_model, save_checkpoint
+from saltseg.models.checkpoint import (
+    checkpoint_config,
+    checkpoint_precision,
+    load_checkpoint_model,
+    save_checkpoint,
+)
 from saltseg.models.registry import MODELS, build_model, register
 
 __all__ = [
     "MODELS",
     "build_model",
     "checkpoint_config",
+    "checkpoint_precision",
     "load_checkpoint_model",
     "register",
     "save_checkpoint",

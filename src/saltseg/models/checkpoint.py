@@ -1,7 +1,8 @@
 """Checkpoint files: a plain dict that `torch.load(path, weights_only=True)` can read.
 
 {"model": state_dict, "model_config": dataclasses.asdict(ModelConfig) with tuples as lists,
- "fold": int, "epoch": int, "stage": str, "monitor": str, "score": float}
+ "fold": int, "epoch": int (1-based over all stages), "stage": str, "monitor": str, "score": float,
+ "precision": str (train.precision: the model predicts as it was validated)}
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def _config(data: dict, path: str | Path) -> ModelConfig:
 def checkpoint_config(path: str | Path) -> ModelConfig:
     """The ModelConfig a checkpoint was trained with (lists back to tuples, keys validated)."""
     return _config(_read(path), path)
+
+
+def checkpoint_precision(path: str | Path) -> str:
+    """train.precision of the run that wrote it ("fp32" for checkpoints older than the setting)."""
+    return str(_read(path).get("precision", "fp32"))
 
 
 def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
