@@ -106,7 +106,7 @@ class RuntimeConfig:
     num_workers: int = 0  # DataLoader worker processes; results do not depend on it
     threads: int = 0  # torch CPU threads; 0 = torch's default
     memory_format: str = "auto"  # auto (channels_last on CPU and CUDA) | channels_last | contiguous
-    compile: str = "auto"  # torch.compile the model: auto (CUDA only: it pays there) | on | off
+    compile: str = "auto"  # torch.compile: auto (CUDA only; on a CPU it pays only for long runs) | on | off
 
 
 @dataclass(frozen=True)
