@@ -7,7 +7,10 @@ precision it was trained with, resolved on the machine at hand.
 `auto` resolves to what measurably pays on each device (benchmarks/results.md):
 - precision: bf16 autocast where the hardware computes bf16 natively (CUDA GPUs with bf16;
   CPUs with AVX512-BF16 or AMX), fp32 elsewhere, where bf16 would only be emulated;
-- memory format: channels_last on CPUs and GPUs (oneDNN and cuDNN convolutions both prefer it);
+- memory format: channels_last on CPUs and GPUs: oneDNN and cuDNN convolutions prefer it once
+  layers are wide (the seed's U-Net, 16 filters at 128 px, bf16 on the 2-core Xeon: 54 against
+  40 img/s); narrow toy widths can lose (8 filters at 64 px: 316 against 405), so profiles for
+  such models may set runtime.memory_format: contiguous (configs/real-cpu.yaml does);
 - compile: torch.compile on CUDA only. On the 2-core development CPU (bf16, channels_last,
   the default U-Net at 64 px, batch 32) compiled steps ran ~1.4x faster than eager, but the
   first compilation took ~1 min (a few seconds from inductor's cache afterwards) and eval mode
