@@ -188,8 +188,9 @@ class TrainConfig:
     scheduler: str = "cosine"  # "cosine" or "constant", per stage
     monitor: str = "val_iou"  # a checkpoint is kept only when this improves
     lovasz_elu: bool = False  # elu(x)+1 instead of relu(x) in the Lovasz hinge
-    amp: bool = False  # bf16 autocast on CUDA
-    channels_last: bool = False
+    # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
+    # A results knob: validation, evaluation and serving predict in the same precision.
+    precision: str = "auto"  # auto | bf16 | fp32
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
@@ -206,8 +207,10 @@ class RuntimeConfig:
     retrain a fold (no stage lists this section) nor fork an MLflow pipeline run."""
 
     device: str = "auto"  # "auto" picks CUDA when present
-    num_workers: int = 0  # DataLoader worker processes
+    num_workers: int = 0  # DataLoader worker processes; results do not depend on it
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    memory_format: str = "auto"  # auto (channels_last on CPU and CUDA) | channels_last | contiguous
+    compile: str = "auto"  # torch.compile: auto (CUDA only; on a CPU it pays only for long runs) | on | off
 
     def __post_init__(self) -> None:
         _require(

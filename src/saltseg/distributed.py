@@ -6,8 +6,9 @@ them (gloo on the CPU, NCCL on GPUs). Outside torchrun nothing here talks to
 anyone: the context is a single process and every helper is the identity, so a
 plain `salt train` runs the code and draws the numbers it always did.
 
-Division of labour: every rank trains on its shard of the same seeded permutation
-(DistributedSampler) with its own augmentation draws, and DDP averages gradients.
+Division of labour: every rank trains on its share of each batch of the same seeded
+order (saltseg.data.dataset.EpochBatches) with its own augmentation seeds, and DDP
+averages gradients.
 Rank 0 alone validates, decides and writes (checkpoints, resume state, metrics,
 history, MLflow); whatever it reads or decides is broadcast, so all ranks take the
 same path through the epochs and their collective calls line up.
@@ -15,6 +16,7 @@ same path through the epochs and their collective calls line up.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +24,9 @@ from typing import TypeVar
 
 import torch
 import torch.distributed as tdist
-from torch.utils.data import Dataset, DistributedSampler
 
 from saltseg.errors import SaltError
-from saltseg.inference import pick_device
+from saltseg.hardware import Policy, pick_device
 
 T = TypeVar("T")
 
@@ -48,6 +49,10 @@ class Context:
             return torch.device("cuda", self.local_rank)
         return device
 
+    def place(self, policy: Policy) -> Policy:
+        """The hardware policy on this process's own device."""
+        return dataclasses.replace(policy, device=self.device(policy.device))
+
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The module to train with: DDP averages gradients across ranks in backward().
 
@@ -69,22 +74,6 @@ class Context:
                 f"{self.world_size} torchrun processes (each takes an equal share)"
             )
         return global_batch // self.world_size
-
-    def sampler(self, dataset: Dataset, seed: int) -> DistributedSampler | None:
-        """This rank's shard of the permutation drawn from `seed`; None in one process.
-
-        Every rank draws the same permutation (seed 0 + epoch `seed`), so the shards
-        are disjoint and together cover the data once per epoch.
-        """
-        if not self.enabled:
-            return None
-        sampler = DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True)
-        sampler.set_epoch(seed)
-        return sampler
-
-    def rank_seed(self, seed: int) -> int:
-        """A seed of this rank's own: distinct augmentations per rank, rank 0 keeps `seed`."""
-        return (seed + self.rank * 1_000_003) % 2**31
 
     def mean(self, value: float) -> float:
         """The mean of `value` over the ranks (each rank's share of the data is equal)."""

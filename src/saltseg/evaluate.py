@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 
 from saltseg.atomic import atomic_dir, write_text
-from saltseg.config import EvaluateConfig, Params
+from saltseg.config import EvaluateConfig, Params, RuntimeConfig
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.errors import SaltError
-from saltseg.inference import binarize, checkpoint_paths, load_models, pick_device, predict_proba
+from saltseg.inference import binarize, checkpoint_paths, load_models, predict_proba
 from saltseg.metrics import competition_score, iou_per_image, score_per_image
 from saltseg.models.checkpoint import checkpoint_data_hash
 
@@ -50,9 +50,14 @@ class Tuning:
 
 
 def out_of_fold(
-    prepared: Prepared, folds_df: pd.DataFrame, checkpoints: dict[int, Path], batch_size: int, device: str
+    prepared: Prepared,
+    folds_df: pd.DataFrame,
+    checkpoints: dict[int, Path],
+    batch_size: int,
+    runtime: RuntimeConfig,
 ) -> OutOfFold:
-    """Predict each image with the one model whose fold held it out (with and without TTA)."""
+    """Predict each image with the one model whose fold held it out (with and without TTA), in
+    the precision the model was validated with (saltseg.hardware's policy)."""
     n = len(prepared.ids)
     plain = np.full((n, 101, 101), np.nan, dtype=np.float32)
     tta = plain.copy()
@@ -61,10 +66,10 @@ def out_of_fold(
         _, val_idx = fold_indices(prepared.ids, folds_df, fold)
         if (fold_of[val_idx] >= 0).any():
             raise SaltError(f"fold {fold}: held-out images overlap another fold's")
-        models, cfg = load_models([path], device)
+        models, cfg, policy = load_models([path], runtime)
         images = prepared.images[val_idx]
-        plain[val_idx] = predict_proba(models, images, cfg, tta=False, batch_size=batch_size, device=device)
-        tta[val_idx] = predict_proba(models, images, cfg, tta=True, batch_size=batch_size, device=device)
+        plain[val_idx] = predict_proba(models, images, cfg, False, batch_size, policy)
+        tta[val_idx] = predict_proba(models, images, cfg, True, batch_size, policy)
         fold_of[val_idx] = fold
     return OutOfFold(plain, tta, fold_of)
 
@@ -217,8 +222,7 @@ def run_evaluate(
     checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
     data_hash = prepared.fingerprint()
     check_trained_on(checkpoints, data_hash, prepared_path)
-    device = str(pick_device(params.runtime.device))
-    oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, device)
+    oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, params.runtime)
     tuned_tta, tuned_plain = tune(prepared.masks, oof.tta, cfg), tune(prepared.masks, oof.plain, cfg)
     chosen, other = (tuned_tta, tuned_plain) if cfg.tta else (tuned_plain, tuned_tta)
     metrics = summarize(prepared, classes, oof, chosen, other, cfg.tta)

@@ -3,7 +3,9 @@
 Probabilities are averaged (over the flip and over fold models) before the threshold,
 and small predicted masks are called empty: the recipe that won TGS places. Every
 consumer goes through `predict_proba` and `binarize`, so `salt evaluate` tunes exactly
-the masks that `salt predict` and the served model produce.
+the masks that `salt predict` and the served model produce. They predict with the
+precision the fold models were trained and validated with (stored in each checkpoint),
+resolved by saltseg.hardware on the machine that predicts.
 """
 
 from __future__ import annotations
@@ -18,19 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from saltseg.config import ModelConfig
+from saltseg import hardware
+from saltseg.config import ModelConfig, RuntimeConfig
 from saltseg.errors import SaltError
-from saltseg.models import checkpoint_config, load_checkpoint_model
+from saltseg.hardware import FP32_CPU, Policy
+from saltseg.models import checkpoint_config, checkpoint_precision, load_checkpoint_model
 from saltseg.models.fit import to_input, to_original
 
 TILE = 101  # the TGS tile size, fixed by the competition
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """ "auto" -> CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+CPU = RuntimeConfig(device="cpu")
 
 
 def as_images(images: object) -> np.ndarray:
@@ -66,9 +64,11 @@ def as_images(images: object) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def _sigmoid_original(model: nn.Module, x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+def _sigmoid_original(model: nn.Module, x: torch.Tensor, cfg: ModelConfig, policy: Policy) -> torch.Tensor:
     """x float32 (B, 1, 101, 101) in [0, 1] -> probabilities float32 (B, 1, 101, 101)."""
-    return torch.sigmoid(to_original(model(to_input(x, cfg)), cfg).float())
+    with policy.autocast():
+        logits = to_original(model(policy.batch(to_input(x, cfg))), cfg)
+    return torch.sigmoid(logits.float())
 
 
 @torch.inference_mode()
@@ -78,25 +78,26 @@ def predict_proba(
     model_cfg: ModelConfig,
     tta: bool = True,
     batch_size: int = 64,
-    device: str | torch.device = "cpu",
+    policy: Policy = FP32_CPU,
 ) -> np.ndarray:
     """Salt probabilities float32 (N, 101, 101) for images (N, 101, 101) with values 0..255.
 
     Each model sees x = images / 255 (and, with `tta`, its horizontal mirror, whose
-    prediction is mirrored back); probabilities are averaged over views and models.
+    prediction is mirrored back); probabilities are averaged over views and models. The
+    models must already sit on `policy.device` in its memory format (`load_models` does that).
     """
     if not models:
         raise SaltError("predict_proba: no models given")
     pixels = as_images(images)
-    device = torch.device(device)
+    device = policy.device
     out = np.empty(pixels.shape, dtype=np.float32)
     for start in range(0, len(pixels), batch_size):
         x = torch.from_numpy(pixels[start : start + batch_size]).to(device).div(255.0).unsqueeze(1)
         total = torch.zeros_like(x)
         for model in models:
-            proba = _sigmoid_original(model, x, model_cfg)
+            proba = _sigmoid_original(model, x, model_cfg, policy)
             if tta:
-                mirrored = _sigmoid_original(model, x.flip(-1), model_cfg).flip(-1)
+                mirrored = _sigmoid_original(model, x.flip(-1), model_cfg, policy).flip(-1)
                 proba = (proba + mirrored) / 2
             total += proba
         out[start : start + len(x)] = (total / len(models)).squeeze(1).cpu().numpy()
@@ -121,16 +122,19 @@ def checkpoint_paths(models_dir: Path, folds: Sequence[int]) -> list[Path]:
 
 
 def load_models(
-    paths: Sequence[Path], device: str | torch.device = "cpu"
-) -> tuple[list[nn.Module], ModelConfig]:
-    """Fold models in eval mode and their shared ModelConfig (all folds must agree on it)."""
+    paths: Sequence[Path], runtime: RuntimeConfig = CPU
+) -> tuple[list[nn.Module], ModelConfig, Policy]:
+    """Fold models in eval mode, placed as the policy says; their shared ModelConfig and the
+    policy, resolved from their shared train.precision and `runtime` (all folds must agree)."""
     configs = [checkpoint_config(p) for p in paths]
-    for path, cfg in zip(paths, configs, strict=True):
-        if cfg != configs[0]:
+    precisions = [checkpoint_precision(p) for p in paths]
+    for path, cfg, precision in zip(paths, configs, precisions, strict=True):
+        if cfg != configs[0] or precision != precisions[0]:
             raise SaltError(
-                f"{path}: model config differs from {paths[0]}'s; an ensemble needs one architecture"
+                f"{path}: model config or precision differs from {paths[0]}'s; an ensemble needs one"
             )
-    return [load_checkpoint_model(p, device) for p in paths], configs[0]
+    policy = hardware.for_inference(precisions[0], runtime)
+    return [policy.place(load_checkpoint_model(p, policy.device)) for p in paths], configs[0], policy
 
 
 def load_thresholds(path: Path) -> dict:
@@ -164,15 +168,14 @@ class Ensemble:
     data_hash: str  # fingerprint of the data the folds were trained on
     tta: bool = True
     batch_size: int = 64
-    device: str = "cpu"
+    policy: Policy = FP32_CPU
 
     @classmethod
     def from_files(
         cls, checkpoints: Sequence[Path], thresholds_json: Path, batch_size: int = 64, device: str = "auto"
     ) -> Ensemble:
         tuned = load_thresholds(thresholds_json)
-        dev = pick_device(device)
-        models, cfg = load_models(checkpoints, dev)
+        models, cfg, policy = load_models(checkpoints, RuntimeConfig(device=device))
         return cls(
             models=tuple(models),
             model_cfg=cfg,
@@ -181,7 +184,7 @@ class Ensemble:
             data_hash=tuned["data_hash"],
             tta=bool(tuned.get("tta", True)),
             batch_size=batch_size,
-            device=str(dev),
+            policy=policy,
         )
 
     @classmethod
@@ -195,7 +198,7 @@ class Ensemble:
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """float32 (N, 101, 101) salt probabilities."""
-        return predict_proba(self.models, images, self.model_cfg, self.tta, self.batch_size, self.device)
+        return predict_proba(self.models, images, self.model_cfg, self.tta, self.batch_size, self.policy)
 
     def binarize(self, proba: np.ndarray) -> np.ndarray:
         """bool (N, 101, 101) masks from probabilities, with the tuned threshold and min area."""

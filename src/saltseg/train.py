@@ -4,10 +4,18 @@ The seed's rule decides what is kept: a checkpoint is written only when the
 monitored validation metric improves, across both stages. Stage 2 starts from the
 best checkpoint so far, which after stage 1 is stage 1's best.
 
-Reproducibility: every epoch reseeds torch, the shuffling generator and the
-augmentation pipeline from (seed, fold, stage, epoch). An interrupted run that
-resumes at an epoch boundary therefore draws exactly the numbers an uninterrupted
-run would, without having to carry RNG states across processes.
+Reproducibility: every epoch reseeds torch and the batch sampler (shuffled order and
+one augmentation seed per batch, see saltseg.data.dataset) from (seed, fold, stage,
+epoch). An interrupted run that resumes at an epoch boundary therefore draws exactly
+the numbers an uninterrupted run would, with any number of loader workers, without
+carrying RNG states across processes.
+
+Epochs are numbered 1..N over both stages everywhere people or tools see them: log
+lines ("fold 0 epoch 3/12 (bce 3/8)"), the history CSV, MLflow steps, the metrics JSON
+and the checkpoint. How it runs (device, bf16, channels_last, compile) is
+saltseg.hardware's policy; the epoch loop itself is saltseg.loop. Under torchrun,
+saltseg.distributed splits each batch over the processes; rank 0 alone validates and
+writes, and what it reads or decides is broadcast so every process takes the same path.
 """
 
 from __future__ import annotations
@@ -20,19 +28,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
-from saltseg import distributed, progress
+from saltseg import distributed, hardware, progress
 from saltseg.atomic import atomic_file, write_text
 from saltseg.config import Params, TrainConfig, oriented
 from saltseg.data.augment import build_augment
-from saltseg.data.dataset import SaltDataset, to_tensor
+from saltseg.data.dataset import SaltDataset
 from saltseg.data.prepared import Prepared
-from saltseg.inference import pick_device
+from saltseg.distributed import Context
+from saltseg.hardware import Policy
+from saltseg.loop import Validation, make_loader, train_epoch, validate
 from saltseg.losses import get_loss
-from saltseg.metrics import iou_per_image, score_per_image
 from saltseg.models import build_model, save_checkpoint
-from saltseg.models.fit import to_input, to_original
 
 HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "val_loss", "val_iou", "val_score")
 LogFn = Callable[[dict[str, float], int], None]
@@ -77,54 +86,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epochs: i
     raise ValueError(f"train.scheduler: unknown {cfg.scheduler!r}; valid: cosine, constant")
 
 
-def _autocast(device: torch.device, amp: bool):  # noqa: ANN202
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
-
-
-def train_epoch(model, loader, loss_fn, optimizer, params: Params, device, bar) -> float:  # noqa: ANN001
-    """One pass over the training loader; returns the mean training loss."""
-    model.train()
-    memory_format = torch.channels_last if params.train.channels_last else torch.contiguous_format
-    total, count = 0.0, 0
-    for x, y in loader:
-        x = to_input(x.to(device), params.model).contiguous(memory_format=memory_format)
-        y = y.to(device)
-        with _autocast(device, params.train.amp):
-            logits = to_original(model(x), params.model)
-        loss = loss_fn(logits.float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(x)
-        count += len(x)
-        bar.advance(1, loss=total / count)
-    return total / max(count, 1)
-
-
-@torch.inference_mode()
-def predict_logits(model, images: np.ndarray, params: Params, device, batch_size: int) -> torch.Tensor:  # noqa: ANN001
-    """Logits float32 (N, 1, 101, 101) on the CPU for uint8 images (N, 101, 101)."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = to_input(to_tensor(images[start : start + batch_size]).to(device), params.model)
-        with _autocast(device, params.train.amp):
-            out.append(to_original(model(x), params.model).float().cpu())
-    return torch.cat(out)
-
-
-def validate(model, images, masks, loss_fn, params: Params, device) -> dict[str, float]:  # noqa: ANN001
-    """Validation loss, mean IoU and competition score at probability 0.5 (logit 0)."""
-    logits = predict_logits(model, images, params, device, params.train.batch_size)
-    truth = torch.from_numpy(masks).float().unsqueeze(1)
-    pred = (logits[:, 0] > 0).numpy()
-    return {
-        "val_loss": float(loss_fn(logits, truth)),
-        "val_iou": float(iou_per_image(masks, pred).mean()),
-        "val_score": float(score_per_image(masks, pred).mean()),
-    }
-
-
 def _save_state(paths: FoldPaths, **state: object) -> None:
     with atomic_file(paths.state) as tmp:
         torch.save(state, tmp)
@@ -145,6 +106,120 @@ def _write_history(path: Path, rows: list[dict]) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every epoch of one fold reads and nothing changes."""
+
+    params: Params
+    fold: int
+    paths: FoldPaths
+    key: str
+    data_hash: str  # travels with the checkpoint: evaluate refuses models trained on other data
+    policy: Policy
+    dist: Context
+    loader: DataLoader
+    val: Validation
+    log: LogFn | None
+    on_stage_start: Callable[[int, nn.Module], None] | None
+
+
+@dataclass
+class _Fold:
+    """What one fold's training carries from epoch to epoch (and, via last.pt, across a kill)."""
+
+    model: nn.Module  # owns the weights; `forward` is the same module, maybe compiled
+    forward: nn.Module
+    train_forward: nn.Module  # `forward`, wrapped in DDP under torchrun (validation needs no peers)
+    history: list[dict]
+    best: float  # oriented: larger is better, whatever the monitor
+    resume: dict | None  # the saved state this run continues, if any
+
+    @property
+    def next_stage(self) -> int:
+        return self.resume["next_stage"] if self.resume else 0
+
+    def first_epoch(self, stage: int) -> int:
+        return self.resume["next_epoch"] if self.resume and stage == self.next_stage else 0
+
+
+def _start(params: Params, fold: int, paths: FoldPaths, key: str, policy: Policy, dist: Context) -> _Fold:
+    """A fresh model, or the interrupted run's state when `key` matches (rank 0's, on every rank)."""
+    torch.manual_seed(epoch_seed(params.train.seed, fold, 0, 0))
+    model = policy.place(build_model(params.model))
+    state = dist.from_main(load_resume_state, paths, key)
+    if state:
+        model.load_state_dict(state["model"])
+    elif dist.is_main:  # a fresh start must not inherit a checkpoint from another configuration
+        paths.best.unlink(missing_ok=True)
+    history = state["history"] if state else []
+    best = state["best"] if state else -np.inf
+    forward = policy.compiled(model)
+    return _Fold(model, forward, dist.wrap(forward), history, best, state)
+
+
+def _train_stage(s: int, run: _Fold, job: _Job) -> None:
+    """Stage `s` from its first (or resumed) epoch to its last; saves the resume state every epoch."""
+    cfg = job.params.train
+    stage = cfg.stages[s]
+    loss_fn = get_loss(stage.loss, elu=cfg.lovasz_elu)
+    optimizer = make_optimizer(run.model, cfg, stage.lr)
+    scheduler = make_scheduler(optimizer, cfg, stage.epochs)
+    first_epoch = run.first_epoch(s)
+    if first_epoch > 0:  # resuming inside this stage
+        optimizer.load_state_dict(run.resume["optimizer"])
+        scheduler.load_state_dict(run.resume["scheduler"])
+    elif s > 0 and job.dist.from_main(job.paths.best.exists):  # the hand-off: the best weights so far
+        kept = job.dist.from_main(torch.load, job.paths.best, weights_only=True, map_location="cpu")
+        run.model.load_state_dict(kept["model"])
+    if first_epoch == 0 and job.on_stage_start is not None:
+        job.on_stage_start(s, run.model)
+    for epoch in range(first_epoch, stage.epochs):
+        row = _epoch(s, epoch, run, job, loss_fn, optimizer)
+        scheduler.step()
+        if job.log is not None:
+            job.log({k: v for k, v in row.items() if k not in ("epoch", "stage")}, row["epoch"])
+        done = epoch + 1 == stage.epochs
+        if not job.dist.is_main:
+            continue
+        _save_state(
+            job.paths, key=job.key, model=run.model.state_dict(), optimizer=optimizer.state_dict(),
+            scheduler=scheduler.state_dict(), history=run.history, best=run.best,
+            next_stage=s + 1 if done else s, next_epoch=0 if done else epoch + 1,
+        )  # fmt: skip
+        _write_history(job.paths.history, run.history)
+
+
+def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dict:  # noqa: ANN001
+    """Train and validate one epoch; keep the checkpoint if the monitored metric improved."""
+    params, fold = job.params, job.fold
+    cfg, stage = params.train, params.train.stages[s]
+    seed = epoch_seed(cfg.seed, fold, s, epoch)
+    torch.manual_seed(seed)
+    job.loader.batch_sampler.set_epoch(seed)
+    number = len(run.history) + 1  # 1-based over all stages: logs, history, MLflow steps, metrics
+    total = sum(st.epochs for st in cfg.stages)
+    label = f"fold {fold} epoch {number}/{total} ({stage.loss} {epoch + 1}/{stage.epochs})"
+    lr = optimizer.param_groups[0]["lr"]
+    dist, policy = job.dist, job.policy
+    with progress.task(label, total=len(job.loader), show=dist.is_main) as bar:
+        step = (job.loader, loss_fn, optimizer, params.model, policy, bar)
+        loss = train_epoch(run.model, run.train_forward, *step)
+        row = {"epoch": number, "stage": stage.loss, "lr": lr, "train_loss": dist.mean(loss)}
+        # Rank 0 validates; its verdict (hence "improved?") is every rank's.
+        args = (run.model, run.forward, job.val, loss_fn, params.model, policy, cfg.batch_size)
+        row |= dist.from_main(validate, *args)
+        bar.finish(**{k: row[k] for k in ("train_loss", "val_loss", "val_iou", "val_score")})
+    run.history.append(row)
+    if oriented(cfg.monitor, row[cfg.monitor]) > run.best:
+        run.best = oriented(cfg.monitor, row[cfg.monitor])
+        if dist.is_main:
+            save_checkpoint(
+                job.paths.best, run.model, params.model, fold=fold, epoch=number, stage=stage.loss,
+                monitor=cfg.monitor, score=row[cfg.monitor], precision=cfg.precision, data_hash=job.data_hash,
+            )  # fmt: skip
+    return row
+
+
 def train_fold(
     params: Params,
     prepared: Prepared,
@@ -153,112 +228,47 @@ def train_fold(
     paths: FoldPaths,
     key: str,
     log: LogFn | None = None,
-    on_stage_start: Callable[[int, torch.nn.Module], None] | None = None,
+    on_stage_start: Callable[[int, nn.Module], None] | None = None,
 ) -> dict[str, float]:
     """Train one fold through all stages; returns the metrics written to `paths.metrics`.
 
     `split` holds the training and validation indices into `prepared`. `key`
     identifies the configuration: a resume state with another key is ignored.
     """
-    cfg, runtime, started = params.train, params.runtime, time.monotonic()
-    dist = distributed.context()  # one process unless started by torchrun: then rank 0 alone writes
-    if runtime.threads:
-        torch.set_num_threads(runtime.threads)
-    device = dist.device(pick_device(runtime.device))
+    started = time.monotonic()
+    if params.runtime.threads:
+        torch.set_num_threads(params.runtime.threads)
+    dist = distributed.context()  # one process unless started by torchrun
+    policy = dist.place(hardware.for_params(params))
     train_idx, val_idx = split
-    data_hash = prepared.fingerprint()  # travels with the checkpoint: evaluate refuses other data
-    val_images, val_masks = prepared.images[val_idx], prepared.masks[val_idx]
-    transform = build_augment(params.augment, seed=cfg.seed)
+    transform = build_augment(params.augment, seed=params.train.seed)
     dataset = SaltDataset(prepared.images[train_idx], prepared.masks[train_idx], transform)
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    loader = make_loader(dataset, params.train.batch_size, params.runtime, policy, dist)
+    val = Validation.on(policy, prepared.images[val_idx], prepared.masks[val_idx])
+    data_hash = prepared.fingerprint()
+    job = _Job(params, fold, paths, key, data_hash, policy, dist, loader, val, log, on_stage_start)
+    run = _start(params, fold, paths, key, policy, dist)
+    for s in range(run.next_stage, len(params.train.stages)):
+        _train_stage(s, run, job)
+    metrics = _summary(run.history, params.train.monitor, fold, split, time.monotonic() - started)
+    if dist.is_main:
+        write_text(paths.metrics, json.dumps(metrics, indent=2) + "\n")
+        paths.state.unlink()
+    return metrics
 
-    torch.manual_seed(epoch_seed(cfg.seed, fold, 0, 0))
-    model = build_model(params.model).to(device, memory_format=memory_format)
-    trained = dist.wrap(model)  # `model` itself validates and is saved
-    state = dist.from_main(load_resume_state, paths, key)
-    history: list[dict] = state["history"] if state else []
-    best = state["best"] if state else -np.inf
-    next_stage, next_epoch = (state["next_stage"], state["next_epoch"]) if state else (0, 0)
-    if state:
-        model.load_state_dict(state["model"])
-    elif dist.is_main:  # a fresh start must not inherit a checkpoint from another configuration
-        paths.best.unlink(missing_ok=True)
 
-    step = len(history)  # epochs done so far, over all stages
-    for s, stage in enumerate(cfg.stages):
-        if s < next_stage:
-            continue
-        loss_fn = get_loss(stage.loss, elu=cfg.lovasz_elu)
-        optimizer = make_optimizer(model, cfg, stage.lr)
-        scheduler = make_scheduler(optimizer, cfg, stage.epochs)
-        first_epoch = next_epoch if s == next_stage else 0
-        if first_epoch > 0:  # resuming inside this stage
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-        elif s > 0 and dist.from_main(paths.best.exists):  # the hand-off: start from the best weights so far
-            kept = dist.from_main(torch.load, paths.best, weights_only=True, map_location="cpu")
-            model.load_state_dict(kept["model"])
-        if first_epoch == 0 and on_stage_start is not None:
-            on_stage_start(s, model)
-        for epoch in range(first_epoch, stage.epochs):
-            seed = epoch_seed(cfg.seed, fold, s, epoch)
-            torch.manual_seed(dist.rank_seed(seed))
-            transform.set_random_seed(dist.rank_seed(seed))
-            sampler = dist.sampler(dataset, seed)  # None in one process: the loader shuffles
-            loader = DataLoader(
-                dataset,
-                batch_size=dist.batch_size(cfg.batch_size),
-                shuffle=sampler is None,
-                sampler=sampler,
-                drop_last=len(dataset) > cfg.batch_size,
-                num_workers=runtime.num_workers,
-                generator=torch.Generator().manual_seed(dist.rank_seed(seed)),
-            )
-            lr = optimizer.param_groups[0]["lr"]
-            label = f"fold {fold} {stage.loss} epoch {epoch + 1}/{stage.epochs}"
-            with progress.task(label, total=len(loader), show=dist.is_main) as bar:
-                train_loss = dist.mean(train_epoch(trained, loader, loss_fn, optimizer, params, device, bar))
-                scheduler.step()
-                row = {"epoch": step, "stage": stage.loss, "lr": lr, "train_loss": train_loss}
-                # Rank 0 validates; its verdict (hence "improved?") is every rank's.
-                row |= dist.from_main(validate, model, val_images, val_masks, loss_fn, params, device)
-                bar.finish(val_loss=row["val_loss"], val_iou=row["val_iou"], val_score=row["val_score"])
-            history.append(row)
-            if log is not None:
-                log({k: v for k, v in row.items() if k not in ("epoch", "stage")}, step)
-            if oriented(cfg.monitor, row[cfg.monitor]) > best:  # `best` is kept oriented: larger is better
-                best = oriented(cfg.monitor, row[cfg.monitor])
-                if dist.is_main:
-                    save_checkpoint(
-                        paths.best, model, params.model,
-                        fold=fold, epoch=step, stage=stage.loss, monitor=cfg.monitor, score=row[cfg.monitor],
-                        data_hash=data_hash,
-                    )  # fmt: skip
-            step += 1
-            done = epoch + 1 == stage.epochs
-            if dist.is_main:
-                _save_state(
-                    paths, key=key, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict(), history=history, best=best,
-                    next_stage=s + 1 if done else s, next_epoch=0 if done else epoch + 1,
-                )  # fmt: skip
-                _write_history(paths.history, history)
-
+def _summary(history: list[dict], monitor: str, fold: int, split: tuple, seconds: float) -> dict:
     # The first of equals, like the kept checkpoint.
-    best_row = max(history, key=lambda r: oriented(cfg.monitor, r[cfg.monitor]))
-    metrics = {
+    best_row = max(history, key=lambda r: oriented(monitor, r[monitor]))
+    return {
         "fold": fold,
-        "best_epoch": best_row["epoch"],
+        "best_epoch": best_row["epoch"],  # 1-based, counted over all stages, as in the history
         "best_stage": best_row["stage"],
         "best_val_iou": best_row["val_iou"],
         "best_val_score": best_row["val_score"],
         "best_val_loss": best_row["val_loss"],
         "epochs": len(history),
-        "n_train": len(train_idx),
-        "n_val": len(val_idx),
-        "train_seconds": round(time.monotonic() - started, 1),
+        "n_train": len(split[0]),
+        "n_val": len(split[1]),
+        "train_seconds": round(seconds, 1),
     }
-    if dist.is_main:
-        write_text(paths.metrics, json.dumps(metrics, indent=2) + "\n")
-        paths.state.unlink()
-    return metrics

@@ -8,13 +8,13 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from saltseg import distributed, tracking
+from saltseg import distributed, hardware, tracking
 from saltseg.config import Params, flat_params
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import load_prepared
-from saltseg.inference import pick_device
+from saltseg.loop import predict_logits
 from saltseg.plots import overlay_grid
-from saltseg.train import FoldPaths, load_resume_state, predict_logits, train_fold
+from saltseg.train import FoldPaths, load_resume_state, train_fold
 
 FIGURE_IMAGES = 16
 
@@ -36,14 +36,17 @@ def _fold_run_id(parent_id: str, params: Params, fold: int, resuming: bool) -> s
 def _validation_figure(
     model_path: Path, images: np.ndarray, masks: np.ndarray, params: Params, out: Path
 ) -> None:
+    import torch
+
     from saltseg.models import load_checkpoint_model
 
-    device = pick_device(params.runtime.device)
-    model = load_checkpoint_model(model_path, device=str(device))
+    policy = hardware.for_inference(params.train.precision, params.runtime)
+    model = policy.place(load_checkpoint_model(model_path, device=policy.device))
     # Show salt-bearing images first: empty tiles say little about boundary quality.
     order = np.argsort(-masks.reshape(len(masks), -1).mean(1), kind="stable")[:FIGURE_IMAGES]
-    logits = predict_logits(model, images[order], params, device, params.train.batch_size)
-    pred = (logits[:, 0] > 0).numpy()
+    pixels = torch.from_numpy(images[order]).to(policy.device)
+    logits = predict_logits(model, pixels, params.model, policy, params.train.batch_size)
+    pred = (logits[:, 0] > 0).cpu().numpy()
     titles = [f"val {i}" for i in order]
     overlay_grid(images[order], masks[order], pred, titles, out)
 
@@ -60,8 +63,9 @@ def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, pa
     tracking.configure(params.tracking)
     parent_id = tracking.parent_run_id(params, folds_csv, data_hash)
     run_id = _fold_run_id(parent_id, params, fold, resuming=load_resume_state(paths, key) is not None)
-    device = str(pick_device(params.runtime.device))
-    tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, data_hash, device)}
+    policy = hardware.for_params(params)
+    tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, data_hash, str(policy.device))}
+    tags["hardware_policy"] = policy.describe()  # how it ran: e.g. "cpu bf16 channels_last"
     tags["world_size"] = str(dist.world_size)  # torchrun processes that trained this fold
     with mlflow.start_run(run_id=run_id, run_name=f"fold{fold}", parent_run_id=parent_id, tags=tags):
         if run_id is None:

@@ -15,6 +15,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
+from saltseg.data.dataset import EpochBatches
 from saltseg.distributed import Context, context
 from saltseg.errors import SaltError
 
@@ -24,20 +25,25 @@ def test_outside_torchrun_every_helper_is_the_identity():
     model = torch.nn.Linear(2, 1)
     assert not dist.enabled and dist.is_main and dist.world_size == 1
     assert dist.wrap(model) is model
-    assert dist.sampler(range(10), seed=5) is None
     assert dist.batch_size(30) == 30
-    assert dist.rank_seed(123) == 123
     assert dist.mean(0.25) == 0.25
     assert dist.from_main(max, 3, 7) == 7
     assert dist.device(torch.device("cuda", 1)) == torch.device("cuda", 1)
 
 
-def test_ranks_share_one_permutation_and_split_it():
-    ranks = [Context(enabled=True, rank=r, world_size=2) for r in (0, 1)]
-    shards = [list(dist.sampler(range(10), seed=7)) for dist in ranks]
-    assert sorted(shards[0] + shards[1]) == list(range(10)), "disjoint, and together every image once"
-    assert shards != [list(dist.sampler(range(10), seed=8)) for dist in ranks], "the epoch seed reshuffles"
-    assert ranks[0].rank_seed(7) == 7 and ranks[1].rank_seed(7) != 7  # own augmentations per rank
+def _epoch(sampler: EpochBatches, seed: int) -> list:
+    sampler.set_epoch(seed)
+    return list(sampler)
+
+
+def test_ranks_share_each_batch_of_one_order():
+    alone = _epoch(EpochBatches(10, 4, drop_last=True), seed=7)
+    ranks = [_epoch(EpochBatches(10, 4, drop_last=True, rank=r, world_size=2), seed=7) for r in (0, 1)]
+    for whole, first, second in zip(alone, *ranks, strict=True):
+        assert sorted(first.indices + second.indices) == sorted(whole.indices), "disjoint shares of one batch"
+        assert len(first.indices) == len(second.indices) == 2
+        assert first.seed != second.seed  # each rank draws its own augmentations
+    assert _epoch(EpochBatches(10, 4, drop_last=True, rank=0, world_size=2), seed=8) != ranks[0]
 
 
 def test_global_batch_is_split_evenly_over_the_ranks():

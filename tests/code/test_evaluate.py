@@ -18,7 +18,7 @@ from PIL import Image
 from saltseg.config import ModelConfig
 from saltseg.data.prepared import FIELDS, Prepared
 from saltseg.errors import SaltError
-from saltseg.inference import as_images, binarize, predict_proba
+from saltseg.inference import CPU, as_images, binarize, predict_proba
 from saltseg.models import build_model, load_checkpoint_model, save_checkpoint
 
 TINY = ModelConfig(start_filters=4, depth=2, input_size=32)  # 32 is divisible by 2**depth
@@ -230,7 +230,7 @@ def test_out_of_fold_uses_only_the_model_that_held_the_image_out(tmp_path):
     # Fold 0's model says "salt everywhere", fold 1's "no salt": the answer shows who predicted.
     checkpoints = fold_checkpoints(tmp_path / "models", biases=(10.0, -10.0))
     prepared = load_prepared(prepared_path)
-    oof = out_of_fold(prepared, load_folds(folds_path), checkpoints, batch_size=8, device="cpu")
+    oof = out_of_fold(prepared, load_folds(folds_path), checkpoints, batch_size=8, runtime=CPU)
     held_out_by = np.arange(len(prepared.ids)) % 2
     assert oof.fold.tolist() == held_out_by.tolist()
     for proba in (oof.plain, oof.tta):
@@ -295,7 +295,7 @@ def test_evaluate_tunes_on_the_grid_and_min_score_fails_after_writing(tmp_path, 
     prepared, folds = write_prepared(tmp_path)
     checkpoints = fold_checkpoints(tmp_path / "models")
     # Random networks give probabilities in a narrow band: put the grid inside it.
-    oof = out_of_fold(load_prepared(prepared), load_folds(folds), checkpoints, batch_size=8, device="cpu")
+    oof = out_of_fold(load_prepared(prepared), load_folds(folds), checkpoints, batch_size=8, runtime=CPU)
     thresholds = np.quantile(oof.tta, [0.2, 0.5, 0.8]).round(6).tolist()
     write_params(tmp_path / "params.yaml", thresholds=thresholds, min_areas=[0, 2000, 6000])
     args = _evaluate_args(tmp_path, prepared, folds, "--min-score", "0.99", "--no-track")

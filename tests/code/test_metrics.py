@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from saltseg.metrics import competition_score, iou_per_image, score_per_image
+from saltseg.metrics import (
+    competition_score,
+    iou_per_image,
+    iou_per_image_torch,
+    score_per_image,
+    score_per_image_torch,
+)
 
 
 def masks_with(
@@ -112,3 +119,15 @@ def test_shape_mismatch_raises() -> None:
         iou_per_image(np.zeros((2, 4, 4), bool), np.zeros((2, 4, 5), bool))
     with pytest.raises(ValueError, match="must both be"):
         score_per_image(np.zeros((4, 4), bool), np.zeros((4, 4), bool))
+
+
+def test_torch_metrics_equal_the_numpy_ones():
+    rng = np.random.default_rng(0)
+    truth = rng.random((40, 12, 12)) < rng.random((40, 1, 1))
+    pred = rng.random((40, 12, 12)) < rng.random((40, 1, 1))
+    truth[:5], pred[:3] = False, False  # empty truth with empty and non-empty predictions
+    t, p = torch.from_numpy(truth), torch.from_numpy(pred)
+    np.testing.assert_array_equal(iou_per_image_torch(t, p).numpy(), iou_per_image(truth, pred))
+    np.testing.assert_array_equal(score_per_image_torch(t, p).numpy(), score_per_image(truth, pred))
+    exact = (*masks_with(40, 40, 30, size=10),)  # IoU 30/50 = 0.6 exactly: passes 0.55, not 0.6
+    assert score_per_image_torch(*map(torch.from_numpy, exact)).item() == score_per_image(*exact)[0] == 0.2

@@ -16,10 +16,18 @@ import yaml
 from mlflow.tracking import MlflowClient
 from tiny_training import tiny_params
 
+from saltseg.config import AugmentConfig, RuntimeConfig
+from saltseg.data.augment import build_augment
+from saltseg.data.dataset import SaltDataset
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import load_prepared
+from saltseg.distributed import Context
+from saltseg.hardware import FP32_CPU
+from saltseg.loop import make_loader
 from saltseg.train import FoldPaths, train_fold
 from saltseg.train_stage import run_fold
+
+AUGMENT = AugmentConfig(hflip=0.5, crop_resize=0.5, rotate=0.5, roll=0.5)
 
 
 def _paths(folder):
@@ -64,7 +72,7 @@ def test_checkpoint_is_kept_only_when_validation_iou_improves(tiny_data, tmp_pat
     metrics = _train(tiny_data, tmp_path, params)
     history = pd.read_csv(tmp_path / "history.csv")
     kept = torch.load(tmp_path / "model/best.pt", weights_only=True)
-    best_epoch = int(history["val_iou"].idxmax())  # the first of equal maxima
+    best_epoch = int(history["val_iou"].idxmax()) + 1  # the first of equal maxima; epochs count from 1
     assert kept["epoch"] == best_epoch == metrics["best_epoch"]
     assert kept["score"] == pytest.approx(history["val_iou"].max())
     assert len(history) == 5 and metrics["epochs"] == 5
@@ -83,10 +91,10 @@ def test_fold_run_is_tracked_under_a_parent_run(tiny_data, tmp_path):
     assert len(parents) == 1 and len(children) == 2
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        for tag in ("git_commit", "dvc_data_hash", "torch_version", "device"):
+        for tag in ("git_commit", "dvc_data_hash", "torch_version", "device", "hardware_policy"):
             assert tag in child.data.tags
         history = client.get_metric_history(child.info.run_id, "val_iou")
-        assert [m.step for m in history] == [0, 1, 2, 3]
+        assert [m.step for m in history] == [1, 2, 3, 4]  # MLflow steps are the 1-based epochs
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"best.pt", "history.csv", "metrics.json", "validation.png"} <= artifacts
 
@@ -102,7 +110,8 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
             "batch_size": 8,
             "stages": [{"loss": s.loss, "epochs": s.epochs, "lr": s.lr} for s in params.train.stages],
         },
-        "runtime": {"threads": 1},
+        # Persistent workers: the resumed run restarts them, and must still draw the same batches.
+        "runtime": {"threads": 1, "num_workers": 2},
     }
 
     def command(name):
@@ -153,3 +162,53 @@ def test_monitored_loss_is_minimised(tiny_data, tmp_path):
     assert history["val_loss"].nunique() > 1
     assert kept["score"] == pytest.approx(history["val_loss"].min())
     assert metrics["best_val_loss"] == pytest.approx(history["val_loss"].min())
+
+
+def test_epochs_are_numbered_from_one_over_both_stages(tiny_data, tmp_path, capsys):
+    params = tiny_params(tmp_path)  # 2 BCE + 2 Lovasz epochs
+    logged = []
+    metrics = _train(tiny_data, tmp_path, params, log=lambda m, step: logged.append(step))
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["epoch"].tolist() == logged == [1, 2, 3, 4]
+    assert history["stage"].tolist() == ["bce", "bce", "lovasz", "lovasz"]
+    assert metrics["best_epoch"] in (1, 2, 3, 4)
+    best = history.loc[history["epoch"] == metrics["best_epoch"]].iloc[0]
+    assert best["val_iou"] == history["val_iou"].max() and best["stage"] == metrics["best_stage"]
+    assert torch.load(tmp_path / "model/best.pt", weights_only=True)["epoch"] == metrics["best_epoch"]
+    lines = [ln.split(": ")[0] for ln in capsys.readouterr().err.splitlines() if "epoch" in ln]
+    assert lines == [
+        "fold 0 epoch 1/4 (bce 1/2)",
+        "fold 0 epoch 2/4 (bce 2/2)",
+        "fold 0 epoch 3/4 (lovasz 1/2)",
+        "fold 0 epoch 4/4 (lovasz 2/2)",
+    ]
+
+
+def test_loader_workers_change_speed_never_results(tiny_data, tmp_path):
+    """Two persistent workers give the same history as none: each batch carries its own seed."""
+    base = tiny_params(tmp_path, lovasz_epochs=1)
+    workers = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, num_workers=2))
+    _train(tiny_data, tmp_path / "none", base)
+    _train(tiny_data, tmp_path / "two", workers)
+    assert (tmp_path / "none/history.csv").read_text() == (tmp_path / "two/history.csv").read_text()
+
+
+def _epoch_batches(num_workers: int, seed: int) -> list[torch.Tensor]:
+    """One epoch of augmented images from a loader over 16 copies of one asymmetric image,
+    so that batches can differ only by their augmentations."""
+    image = np.tile(np.arange(101, dtype=np.uint8) * 2, (101, 1))
+    image[:30, :20] = 255
+    dataset = SaltDataset(np.stack([image] * 16), np.zeros((16, 101, 101), bool), build_augment(AUGMENT, 0))
+    loader = make_loader(dataset, 4, RuntimeConfig(num_workers=num_workers), FP32_CPU, Context())
+    loader.batch_sampler.set_epoch(seed)
+    return [x for x, _ in loader]
+
+
+def test_each_batch_draws_its_own_augmentations_whichever_worker_loads_it():
+    two = _epoch_batches(num_workers=2, seed=7)  # workers 0 and 1 load batches 0, 2 and 1, 3
+    for a in range(4):
+        for b in range(a + 1, 4):
+            assert not torch.equal(two[a], two[b]), f"batches {a} and {b} were augmented alike"
+    for again in (_epoch_batches(num_workers=2, seed=7), _epoch_batches(num_workers=0, seed=7)):
+        assert all(torch.equal(x, y) for x, y in zip(two, again, strict=True))
+    assert not torch.equal(torch.stack(two), torch.stack(_epoch_batches(num_workers=0, seed=8)))

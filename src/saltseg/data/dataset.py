@@ -1,10 +1,22 @@
-"""Torch datasets over the prepared arrays: no PNG decoding during training."""
+"""Torch datasets over the prepared arrays: no PNG decoding during training.
+
+Augmentation seeds travel with the batches. `EpochBatches` draws, from the epoch's seed
+alone, the shuffled order and one seed per batch; whichever worker process loads a batch
+reseeds the augmentations with that batch's seed. So batch b of an epoch holds the same
+images, augmented the same way, with 0, 1 or 8 workers, persistent or not, uninterrupted
+or resumed: `runtime.num_workers` changes speed, never results. (A Compose copied into
+each worker with one seed would make every worker draw the same augmentations.) Under
+torchrun each of the N processes takes every N-th image of each batch, with seeds of its own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import NamedTuple
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -12,10 +24,45 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
 
 
+class SeededBatch(NamedTuple):
+    """The indices of one batch and the seed its augmentations are drawn from."""
+
+    seed: int
+    indices: list[int]
+
+
+class EpochBatches(Sampler[SeededBatch]):
+    """Shuffled batches of range(n); `set_epoch(seed)` before each pass picks order and seeds.
+
+    `rank` of `world_size` processes gets its share of every batch: the same order on every
+    rank, disjoint shares, one augmentation seed per batch and rank.
+    """
+
+    def __init__(self, n: int, batch_size: int, drop_last: bool, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.batch_size, self.drop_last, self.seed = n, batch_size, drop_last, 0
+        self.rank, self.world_size = rank, world_size
+
+    def set_epoch(self, seed: int) -> None:
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[SeededBatch]:
+        generator = torch.Generator().manual_seed(self.seed)
+        order = torch.randperm(self.n, generator=generator).tolist()
+        # One column of seeds per rank: with one process, the same numbers as a flat draw.
+        seeds = torch.randint(2**31, (len(self), self.world_size), generator=generator)[:, self.rank]
+        for b, seed in enumerate(seeds.tolist()):
+            batch = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield SeededBatch(seed, batch[self.rank :: self.world_size])
+
+
 class SaltDataset(Dataset):
     """(image, mask) pairs as float32 (1, 101, 101) tensors, optionally augmented.
 
-    `transform` is an albumentations Compose taking `image` and `mask` (uint8).
+    `transform` is an albumentations Compose taking `image` and `mask` (uint8). A DataLoader
+    whose batch_sampler yields `SeededBatch`es reseeds it once per batch (`__getitems__`).
     """
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, transform=None) -> None:  # noqa: ANN001
@@ -32,3 +79,10 @@ class SaltDataset(Dataset):
         x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0)[None]
         y = torch.from_numpy(np.ascontiguousarray(mask)).float()[None]
         return x, y
+
+    def __getitems__(self, batch: SeededBatch | list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if isinstance(batch, SeededBatch):
+            if self.transform is not None:
+                self.transform.set_random_seed(batch.seed)
+            batch = batch.indices
+        return [self[i] for i in batch]

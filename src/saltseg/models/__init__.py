@@ -4,7 +4,12 @@
 """
 
 from saltseg.models import preact_resunet, timm_unet  # noqa: F401  (fill the registry)
-from saltseg.models.checkpoint import checkpoint_config, load_checkpoint_model, save_checkpoint
+from saltseg.models.checkpoint import (
+    checkpoint_config,
+    checkpoint_precision,
+    load_checkpoint_model,
+    save_checkpoint,
+)
 from saltseg.models.registry import MODELS, build_model, check_buildable, register
 
 __all__ = [
@@ -12,6 +17,7 @@ __all__ = [
     "build_model",
     "check_buildable",
     "checkpoint_config",
+    "checkpoint_precision",
     "load_checkpoint_model",
     "register",
     "save_checkpoint",

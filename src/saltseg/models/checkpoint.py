@@ -1,7 +1,8 @@
 """Checkpoint files: a plain dict that `torch.load(path, weights_only=True)` can read.
 
 {"model": state_dict, "model_config": dataclasses.asdict(ModelConfig) with tuples as lists,
- "fold": int, "epoch": int, "stage": str, "monitor": str, "score": float,
+ "fold": int, "epoch": int (1-based over all stages), "stage": str, "monitor": str, "score": float,
+ "precision": str (train.precision: the model predicts as it was validated),
  "data_hash": str (the fingerprint of the prepared data it was trained on)}
 """
 
@@ -74,6 +75,11 @@ def checkpoint_config(path: str | Path) -> ModelConfig:
 def checkpoint_data_hash(path: str | Path) -> str | None:
     """The fingerprint of the data a checkpoint was trained on (None for older checkpoints)."""
     return _read(path).get("data_hash")
+
+
+def checkpoint_precision(path: str | Path) -> str:
+    """train.precision of the run that wrote it ("fp32" for checkpoints older than the setting)."""
+    return str(_read(path).get("precision", "fp32"))
 
 
 def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

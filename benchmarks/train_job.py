@@ -1,0 +1,317 @@
+"""Whole-job training benchmark: `salt train` against a plain fp32 PyTorch loop.
+
+Three jobs train the same fold of the same prepared data for the same epochs (BCE, then
+Lovasz), each validating on the held-out images after every epoch, each in its own process:
+
+- `salt_train`: the real command, `salt train --fold 0` (MLflow tracking, checkpoints, resume
+  state, the validation figure) with the hardware policy of saltseg.hardware;
+- `plain_ours`: the loop anyone would write first for the same model: fp32, contiguous
+  tensors, a DataLoader per epoch with the same augmentations in the main process, loss.item()
+  every step, validation predicted batch by batch and scored with NumPy;
+- `plain_smp`: the same plain loop for smp.Unet("resnet34", encoder_weights=None, in_channels=1,
+  classes=1), the usual baseline.
+
+img/s = training images per second of the training loop (validation included); wall = the
+whole process (imports, data loading, tracking). A fourth process measures the data path:
+augmented images per second (one core, as `salt train` runs it with runtime.num_workers 0)
+against one training step of the model under the policy.
+
+    python benchmarks/train_job.py --quick               # ~4 min on 2 cores: 800 images, 1+1 epochs
+    python benchmarks/train_job.py --repeats 3 --out-markdown benchmarks/results.md   # real-cpu: 10+5 epochs
+
+Data: /work/shared/tgs (or --tgs DIR) ingested and prepared into a temporary folder, else the
+synthetic set. The parameters are configs/real-cpu.yaml's (model, batch, epochs, augmentation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTION = "## Train job"
+JOBS = ("salt_train", "plain_ours", "plain_smp")
+
+
+def salt(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "saltseg", *args], check=True, capture_output=True)
+
+
+def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, Path, str]:
+    """prepared .npz, folds CSV and params file in `tmp`; the data's description."""
+    import numpy as np
+    import yaml
+
+    from saltseg.config import StageConfig, params_to_dict
+    from saltseg.profiles import resolve
+
+    if args.tgs.is_dir():
+        salt("data", "ingest", str(args.tgs), "--out", str(tmp / "data"))
+        source, what = tmp / "data", f"real TGS ({args.tgs})"
+    else:
+        salt("data", "synth", "--out", str(tmp / "synthetic"))
+        source, what = tmp / "synthetic", "synthetic"
+    prepared = tmp / "train.npz"
+    salt("data", "prepare", "--src", str(source), "--out", str(prepared))
+    if args.images:  # a fixed random subset, for --quick
+        arrays = dict(np.load(prepared))
+        keep = np.sort(np.random.default_rng(0).permutation(len(arrays["ids"]))[: args.images])
+        np.savez(prepared, **{k: v[keep] for k, v in arrays.items()})
+    params = resolve(ROOT / "configs" / "real-cpu.yaml")
+    bce, lovasz = params.train.stages
+    stages = (StageConfig("bce", args.epochs[0], bce.lr), StageConfig("lovasz", args.epochs[1], lovasz.lr))
+    params = dataclasses.replace(
+        params,
+        train=dataclasses.replace(params.train, stages=stages),
+        tracking=dataclasses.replace(params.tracking, uri=f"sqlite:///{tmp / 'mlflow.db'}"),
+        runtime=dataclasses.replace(params.runtime, compile=args.compile),
+    )
+    params_file = tmp / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params_to_dict(params), sort_keys=False))
+    folds = tmp / "folds.csv"
+    salt("data", "split", "--prepared", str(prepared), "--out", str(folds), "--params", str(params_file))
+    return prepared, folds, params_file, f"{what}, {len(np.load(prepared)['ids'])} images"
+
+
+def run_salt_train(prepared: Path, folds: Path, params_file: Path, tmp: Path) -> dict:
+    out = tmp / "salt_train"
+    cmd = [sys.executable, "-m", "saltseg", "train", "--fold", "0", "--params", str(params_file)]
+    cmd += ["--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(out / "model")]
+    cmd += ["--metrics", str(out / "metrics.json"), "--history", str(out / "history.csv")]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"CI": "1"})
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"salt train failed\n{done.stderr[-3000:]}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    images = metrics["n_train"] * metrics["epochs"]
+    return {
+        "job": "salt_train",
+        "img_s": images / metrics["train_seconds"],
+        "loop_s": metrics["train_seconds"],
+        "wall_s": wall,
+        "val_iou": metrics["best_val_iou"],
+    }
+
+
+def run_worker(name: str, prepared: Path, folds: Path, params_file: Path) -> dict:
+    cmd = [sys.executable, __file__, "--worker", name, "--prepared", str(prepared), "--folds", str(folds)]
+    cmd += ["--params", str(params_file)]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{name}: benchmark worker failed\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"wall_s": time.perf_counter() - started}
+
+
+def _fold(args: argparse.Namespace):  # noqa: ANN202
+    from saltseg.config import load_params
+    from saltseg.data.folds import fold_indices, load_folds
+    from saltseg.data.prepared import load_prepared
+
+    params = load_params(args.params)
+    prepared = load_prepared(args.prepared)
+    train_idx, val_idx = fold_indices(prepared.ids, load_folds(args.folds), 0)
+    return params, prepared, train_idx, val_idx
+
+
+def plain_loop(args: argparse.Namespace) -> dict:
+    """The straightforward fp32 loop (see the module docstring); returns its timing."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from saltseg.data.augment import build_augment
+    from saltseg.data.dataset import SaltDataset, to_tensor
+    from saltseg.losses import get_loss
+    from saltseg.metrics import iou_per_image
+    from saltseg.models.fit import to_input, to_original
+
+    params, prepared, train_idx, val_idx = _fold(args)
+    cfg, bs = params.model, params.train.batch_size
+    torch.manual_seed(0)
+    if args.worker == "plain_smp":
+        import segmentation_models_pytorch as smp
+
+        model = smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=1)
+    else:
+        from saltseg.models import build_model
+
+        model = build_model(cfg)
+    data = SaltDataset(
+        prepared.images[train_idx], prepared.masks[train_idx], build_augment(params.augment, 0)
+    )
+    val_images, val_masks = prepared.images[val_idx], prepared.masks[val_idx]
+    started, images, best = time.perf_counter(), 0, 0.0
+    for stage in params.train.stages:
+        loss_fn, optimizer = get_loss(stage.loss), torch.optim.Adam(model.parameters(), lr=stage.lr)
+        for _ in range(stage.epochs):
+            model.train()
+            for x, y in DataLoader(data, batch_size=bs, shuffle=True, drop_last=True):
+                loss = loss_fn(to_original(model(to_input(x, cfg)), cfg), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                loss.item()  # what a progress line prints
+                images += len(x)
+            model.eval()
+            with torch.no_grad():
+                chunks = [to_tensor(val_images[i : i + bs]) for i in range(0, len(val_images), bs)]
+                logits = torch.cat([to_original(model(to_input(x, cfg)), cfg) for x in chunks])
+            best = max(best, float(iou_per_image(val_masks, logits[:, 0].numpy() > 0).mean()))
+    seconds = time.perf_counter() - started
+    return {"job": args.worker, "img_s": images / seconds, "loop_s": seconds, "val_iou": best}
+
+
+def data_path(args: argparse.Namespace) -> dict:
+    """Augmented img/s on one core against the model's train-step img/s under the policy."""
+    import torch
+
+    from saltseg import hardware
+    from saltseg.data.augment import build_augment
+    from saltseg.data.dataset import SaltDataset, SeededBatch
+    from saltseg.losses import get_loss
+    from saltseg.models import build_model
+    from saltseg.models.fit import to_input, to_original
+
+    params, prepared, train_idx, _ = _fold(args)
+    bs, cfg = params.train.batch_size, params.model
+    data = SaltDataset(
+        prepared.images[train_idx], prepared.masks[train_idx], build_augment(params.augment, 0)
+    )
+    collate = torch.utils.data.default_collate
+    batches = [SeededBatch(b, list(range(b * bs, (b + 1) * bs))) for b in range(len(data) // bs)][:32]
+    started = time.perf_counter()
+    for batch in batches:
+        collate(data.__getitems__(batch))
+    augment = len(batches) * bs / (time.perf_counter() - started)
+    policy = hardware.for_params(params)
+    model = policy.place(build_model(cfg)).train()
+    optimizer, loss_fn = torch.optim.Adam(model.parameters()), get_loss("bce")
+    x, y = collate(data.__getitems__(batches[0]))
+
+    def step() -> None:
+        with policy.autocast():
+            logits = to_original(model(policy.batch(to_input(x, cfg))), cfg)
+        loss = loss_fn(logits.float(), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    started = time.perf_counter()
+    for _ in range(10):
+        step()
+    train = 10 * bs / (time.perf_counter() - started)
+    return {
+        "job": "data_path",
+        "augment_img_s": augment,
+        "train_step_img_s": train,
+        "policy": policy.describe(),
+    }
+
+
+def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per job: its median run (by img/s), with the medians of the per-round ratios to the plain
+    loop, which resist drifts in machine load better than ratios of medians."""
+    import statistics
+
+    from train_throughput import median_run
+
+    plain = runs["plain_ours"]
+    rows = {}
+    for name, done in runs.items():
+        speed = statistics.median(r["img_s"] / p["img_s"] for r, p in zip(done, plain, strict=True))
+        wall = statistics.median(p["wall_s"] / r["wall_s"] for r, p in zip(done, plain, strict=True))
+        rows[name] = median_run(done) | {"speed": speed, "wall": wall}
+    return rows
+
+
+def table(rows: dict[str, dict], path: dict, args: argparse.Namespace, data: str, load: tuple) -> str:
+    from train_throughput import machine
+
+    lines = [
+        f"### {datetime.date.today().isoformat()} — cpu{' (--quick)' if args.quick else ''}",
+        "",
+        f"Machine: {machine('cpu')}; load average {load[0]:.1f} before, {load[1]:.1f} after  ",
+        f"Data: {data}; fold 0; configs/real-cpu.yaml with {args.epochs[0]} + {args.epochs[1]} epochs, "
+        f"runtime.compile {args.compile}; jobs round-robin, median of {args.repeats} round(s); "
+        "ratios are medians of the per-round ratios  ",
+        f"`salt train` policy: {path['policy']}; data path: augmentation {path['augment_img_s']:.0f} img/s "
+        f"on one core, model train step {path['train_step_img_s']:.0f} img/s "
+        f"({path['augment_img_s'] / path['train_step_img_s']:.1f}x)  ",
+        "Command: `python benchmarks/train_job.py " + " ".join(args.argv) + "`",
+        "",
+        "| job | img/s (loop, validation included) | loop s | process wall s | img/s vs plain fp32 loop "
+        "| wall vs plain | best val IoU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r['img_s']:.1f} | {r['loop_s']:.1f} | {r['wall_s']:.1f} "
+            f"| {r['speed']:.2f}x | {r['wall']:.2f}x | {r['val_iou']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="800 images, 1 + 1 epochs: a few minutes")
+    p.add_argument("--epochs", type=int, nargs=2, metavar=("BCE", "LOVASZ"), help="default 10 5 (1 1 quick)")
+    p.add_argument("--images", type=int, help="a random subset of the prepared images (800 with --quick)")
+    p.add_argument(
+        "--tgs", type=Path, default=Path("/work/shared/tgs"), help="Kaggle-layout data, if present"
+    )
+    p.add_argument("--repeats", type=int, default=1, help="run the jobs round-robin this often")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="runtime.compile")
+    p.add_argument("--jobs", default=",".join(JOBS), help=f"comma-separated subset of {JOBS}")
+    p.add_argument("--out-markdown", type=Path, help="append the table to this file's train-job section")
+    for hidden in ("--worker", "--prepared", "--folds", "--params"):
+        p.add_argument(hidden, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.epochs = args.epochs or ((1, 1) if args.quick else (10, 5))
+    args.images = args.images or (800 if args.quick else None)
+    if "plain_ours" not in args.jobs.split(","):
+        p.error("--jobs must include plain_ours: the ratios are against it")
+    return args
+
+
+def main(argv: list[str]) -> None:
+    args = parse(argv)
+    if args.worker:
+        print(json.dumps(data_path(args) if args.worker == "data_path" else plain_loop(args)))
+        return
+    args.argv = argv
+    sys.path.insert(0, str(Path(__file__).parent))
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="train_job_") as tmp_name:
+        tmp = Path(tmp_name)
+        prepared, folds, params_file, data = prepare(args, tmp)
+        runs: dict[str, list[dict]] = {name: [] for name in args.jobs.split(",")}
+        for _ in range(args.repeats):  # round-robin: drifts in machine load hit every job alike
+            for name, done in runs.items():
+                if name == "salt_train":
+                    done.append(run_salt_train(prepared, folds, params_file, tmp))
+                else:
+                    done.append(run_worker(name, prepared, folds, params_file))
+                print(
+                    f"{name:12s} {done[-1]['img_s']:7.1f} img/s  wall {done[-1]['wall_s']:.1f} s", flush=True
+                )
+        path = run_worker("data_path", prepared, folds, params_file)
+    block = table(summarize(runs), path, args, data, (load_before, os.getloadavg()[0]))
+    print("\n" + block)
+    if args.out_markdown:
+        from train_throughput import append_section
+
+        append_section(args.out_markdown, block, SECTION)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

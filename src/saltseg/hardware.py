@@ -1,0 +1,125 @@
+"""The one home of the hardware policy: device, precision, memory format, compilation.
+
+Training, validation, evaluation, prediction, serving and the benchmarks all ask
+`policy(...)` how to run, so a model is validated, evaluated and served with the
+precision it was trained with, resolved on the machine at hand.
+
+`auto` resolves to what measurably pays on each device (benchmarks/results.md):
+- precision: bf16 autocast where the hardware computes bf16 natively (CUDA GPUs with bf16;
+  CPUs with AVX512-BF16 or AMX), fp32 elsewhere, where bf16 would only be emulated;
+- memory format: channels_last on CPUs and GPUs: oneDNN and cuDNN convolutions prefer it once
+  layers are wide (the seed's U-Net, 16 filters at 128 px, bf16 on the 2-core Xeon: 54 against
+  40 img/s); narrow toy widths can lose (8 filters at 64 px: 316 against 405), so profiles for
+  such models may set runtime.memory_format: contiguous (configs/real-cpu.yaml does);
+- compile: torch.compile on CUDA only. On the 2-core development CPU (bf16, channels_last,
+  the default U-Net at 64 px, batch 32) compiled steps ran ~1.4x faster than eager, but the
+  first compilation took ~1 min (a few seconds from inductor's cache afterwards) and eval mode
+  compiles again: a 15-epoch real-data fold (~38k images, ~1.5 min of steps) saves less than
+  that. Set runtime.compile: on for long CPU runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from saltseg.config import Params, RuntimeConfig
+from saltseg.errors import SaltError
+
+PRECISIONS = ("auto", "bf16", "fp32")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+COMPILE = ("auto", "on", "off")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """ "auto" -> CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 in hardware (else autocast would only emulate it, slowly)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How to run a model: where, in which autocast dtype (None: fp32), memory format, compiled or not."""
+
+    device: torch.device
+    autocast_dtype: torch.dtype | None = None
+    memory_format: torch.memory_format = torch.contiguous_format
+    compile: bool = False
+
+    @property
+    def precision(self) -> str:
+        return "fp32" if self.autocast_dtype is None else "bf16"
+
+    def describe(self) -> str:
+        fmt = "channels_last" if self.memory_format == torch.channels_last else "contiguous"
+        return f"{self.device.type} {self.precision} {fmt}{' compiled' if self.compile else ''}"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """Move the module to the device and memory format (in place; returns it)."""
+        return model.to(self.device, memory_format=self.memory_format)
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        """A float (N, C, H, W) batch on the device, in the memory format."""
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+    def compiled(self, model: nn.Module) -> nn.Module:
+        """The module to call for forward passes; the original keeps the weights and state dict."""
+        return torch.compile(model) if self.compile else model
+
+
+FP32_CPU = Policy(torch.device("cpu"))  # the reference: what tests and plain loops compare against
+
+
+def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise SaltError(f"{name}: unknown value {value!r}; valid: {', '.join(valid)}")
+
+
+def policy(
+    precision: str = "auto", device: str = "auto", memory_format: str = "auto", compile: str = "auto"
+) -> Policy:
+    """Resolve the knobs (train.precision; runtime.device, memory_format, compile) on this machine."""
+    _check("train.precision", precision, PRECISIONS)
+    _check("runtime.memory_format", memory_format, MEMORY_FORMATS)
+    _check("runtime.compile", compile, COMPILE)
+    dev = pick_device(device)
+    bf16 = precision == "bf16" or (precision == "auto" and native_bf16(dev))
+    channels_last = memory_format == "channels_last" or (
+        memory_format == "auto" and dev.type in ("cpu", "cuda")
+    )
+    return Policy(
+        device=dev,
+        autocast_dtype=torch.bfloat16 if bf16 else None,
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+        compile=compile == "on" or (compile == "auto" and dev.type == "cuda"),  # see the module docstring
+    )
+
+
+def for_params(params: Params) -> Policy:
+    """The training policy of a params file."""
+    rt = params.runtime
+    return policy(params.train.precision, rt.device, rt.memory_format, rt.compile)
+
+
+def for_inference(precision: str, runtime: RuntimeConfig) -> Policy:
+    """The prediction policy of a model trained with `precision`: never compiled (one pass over
+    a few batches does not pay back compilation)."""
+    return policy(precision, runtime.device, runtime.memory_format, "off")

@@ -1,0 +1,115 @@
+"""One epoch of training and one of validation, with no host sync inside either.
+
+The loss is summed on the device and read once per epoch; validation images and masks
+live on the device for the whole fold, and the loss, IoU and score are computed there
+and read in one transfer. On a CPU this costs nothing; on a GPU it keeps the queue full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from saltseg.config import ModelConfig, RuntimeConfig
+from saltseg.data.dataset import EpochBatches, SaltDataset
+from saltseg.distributed import Context
+from saltseg.hardware import Policy
+from saltseg.metrics import iou_per_image_torch, score_per_image_torch
+from saltseg.models.fit import to_input, to_original
+
+
+def make_loader(
+    dataset: SaltDataset, batch_size: int, runtime: RuntimeConfig, policy: Policy, dist: Context
+) -> DataLoader:
+    """One loader for the whole fold: worker processes persist across epochs and stages.
+
+    `batch_size` is the global batch; under torchrun each process loads its share of it.
+    Call `loader.batch_sampler.set_epoch(seed)` before each pass.
+    """
+    workers = runtime.num_workers
+    dist.batch_size(batch_size)  # refuses a batch the processes cannot share evenly
+    drop_last = len(dataset) > batch_size
+    sampler = EpochBatches(len(dataset), batch_size, drop_last, dist.rank, dist.world_size)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=policy.device.type == "cuda",
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+def logits_of(forward: nn.Module, x: torch.Tensor, cfg: ModelConfig, policy: Policy) -> torch.Tensor:
+    """float (B, 1, 101, 101) tiles in [0, 1] on any device -> float32 logits, same shape, on the device."""
+    x = policy.batch(to_input(x.to(policy.device, non_blocking=True), cfg))
+    with policy.autocast():
+        return to_original(forward(x), cfg).float()
+
+
+def train_epoch(model, forward, loader, loss_fn, optimizer, cfg: ModelConfig, policy: Policy, bar) -> float:  # noqa: ANN001
+    """One pass over the loader (`forward` is `model`, maybe compiled); returns the mean loss."""
+    model.train()
+    total = torch.zeros((), device=policy.device)
+    count = 0
+    for x, y in loader:
+        loss = loss_fn(logits_of(forward, x, cfg, policy), y.to(policy.device, non_blocking=True))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(x)
+        count += len(x)
+        bar.advance(1)
+    return total.item() / max(count, 1)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The held-out images, uint8 (N, 101, 101), and bool masks, resident on the device."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+
+    @classmethod
+    def on(cls, policy: Policy, images: np.ndarray, masks: np.ndarray) -> Validation:
+        return cls(
+            torch.from_numpy(images).to(policy.device), torch.from_numpy(masks.astype(bool)).to(policy.device)
+        )
+
+
+@torch.inference_mode()
+def predict_logits(
+    forward: nn.Module, images: torch.Tensor, cfg: ModelConfig, policy: Policy, batch_size: int
+) -> torch.Tensor:
+    """float32 logits (N, 1, 101, 101) for uint8 images (N, 101, 101), both on the device.
+
+    The caller sets eval mode. The last batch is padded to `batch_size` (eval-mode BatchNorm
+    treats images independently), so a compiled model sees one input shape.
+    """
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].float().div_(255.0).unsqueeze(1)
+        n = len(x)
+        if n < batch_size:
+            x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
+        out.append(logits_of(forward, x, cfg, policy)[:n])
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def validate(
+    model, forward, val: Validation, loss_fn, cfg: ModelConfig, policy: Policy, batch_size: int
+) -> dict[str, float]:  # noqa: ANN001 - model, forward, loss_fn
+    """Validation loss, mean IoU and competition score at probability 0.5 (logit 0), one host read."""
+    model.eval()
+    logits = predict_logits(forward, val.images, cfg, policy, batch_size)
+    pred = logits[:, 0] > 0
+    loss = loss_fn(logits, val.masks.float().unsqueeze(1))
+    iou = iou_per_image_torch(val.masks, pred).mean()
+    score = score_per_image_torch(val.masks, pred).mean()
+    val_loss, val_iou, val_score = torch.stack([loss.double(), iou, score]).tolist()
+    return {"val_loss": val_loss, "val_iou": val_iou, "val_score": val_score}

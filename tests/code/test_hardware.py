@@ -1,0 +1,84 @@
+"""The hardware policy: what `auto` resolves to, and one prediction path for training and evaluation."""
+
+import numpy as np
+import pytest
+import torch
+
+from saltseg import hardware
+from saltseg.config import ModelConfig, Params, RuntimeConfig, TrainConfig
+from saltseg.errors import SaltError
+from saltseg.inference import load_models, predict_proba
+from saltseg.loop import predict_logits
+from saltseg.models import build_model, save_checkpoint
+
+TINY = ModelConfig(start_filters=4, depth=2, input_size=64)
+
+
+def _cpu_bf16(monkeypatch, avx512_bf16: bool, amx: bool = False) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+def test_auto_is_bf16_and_channels_last_on_a_cpu_with_native_bf16(monkeypatch):
+    _cpu_bf16(monkeypatch, avx512_bf16=True)
+    policy = hardware.policy("auto", "cpu")
+    assert policy.autocast_dtype == torch.bfloat16 and policy.precision == "bf16"
+    assert policy.memory_format == torch.channels_last
+    assert not policy.compile, "a one-off compilation costs more than a CPU fold saves"
+    assert policy.describe() == "cpu bf16 channels_last"
+    _cpu_bf16(monkeypatch, avx512_bf16=False, amx=True)
+    assert hardware.policy("auto", "cpu").precision == "bf16"
+
+
+def test_auto_is_fp32_where_bf16_would_only_be_emulated(monkeypatch):
+    _cpu_bf16(monkeypatch, avx512_bf16=False)
+    policy = hardware.policy("auto", "cpu")
+    assert policy.autocast_dtype is None and policy.precision == "fp32"
+    assert hardware.policy("bf16", "cpu").precision == "bf16", "an explicit setting wins"
+    assert hardware.policy("fp32", "cpu", "contiguous").memory_format == torch.contiguous_format
+
+
+def test_this_machine_reports_its_cpu_as_torch_sees_it():
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert hardware.native_bf16(torch.device("cpu")) == native
+    assert hardware.policy("auto", "cpu").precision == ("bf16" if native else "fp32")
+
+
+def test_cuda_compiles_by_default(monkeypatch):
+    monkeypatch.setattr(hardware, "native_bf16", lambda device: device.type == "cuda")
+    policy = hardware.policy("auto", "cuda")  # a torch.device needs no GPU to exist
+    assert (policy.precision, policy.memory_format, policy.compile) == ("bf16", torch.channels_last, True)
+    assert not hardware.policy("auto", "cuda", compile="off").compile
+
+
+@pytest.mark.parametrize(
+    ("knobs", "named"),
+    [
+        ({"precision": "fp16"}, "train.precision"),
+        ({"memory_format": "nhwc"}, "runtime.memory_format"),
+        ({"compile": "yes"}, "runtime.compile"),
+    ],
+)
+def test_unknown_values_are_named(knobs, named):
+    with pytest.raises(SaltError, match=rf"{named}: unknown value .*; valid: "):
+        hardware.policy(**knobs)
+
+
+def test_training_validation_and_evaluation_predict_alike(tmp_path):
+    """A bf16-trained checkpoint: evaluation's predict_proba gives exactly the probabilities of
+    the logits validation computed during training (same precision, same memory format)."""
+    torch.manual_seed(0)
+    model = build_model(TINY)
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, model, TINY, precision="bf16")
+    images = np.random.default_rng(0).integers(0, 256, (6, 101, 101), dtype=np.uint8)
+
+    models, cfg, policy = load_models([path])
+    params = Params(model=TINY, train=TrainConfig(precision="bf16"), runtime=RuntimeConfig(device="cpu"))
+    trained = hardware.for_params(params)
+    assert policy == hardware.Policy(trained.device, trained.autocast_dtype, trained.memory_format)
+    proba = predict_proba(models, images, cfg, False, 3, policy)
+    validated = predict_logits(trained.place(model.eval()), torch.from_numpy(images), TINY, trained, 3)
+    np.testing.assert_array_equal(proba, torch.sigmoid(validated[:, 0]).numpy())
+    fp32 = predict_proba(models, images, cfg, False, 3, hardware.FP32_CPU)
+    assert np.abs(fp32 - proba).max() > 1e-4, "bf16 was not in effect"
