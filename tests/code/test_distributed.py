@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 import torch
 import yaml
 from mlflow.tracking import MlflowClient
+from tiny_training import kill_in_stage_two
 
 from saltseg.data.dataset import EpochBatches
 from saltseg.distributed import Context, context
@@ -100,11 +100,11 @@ def test_torchrun_two_processes_train_one_fold_and_resume_exactly(tiny_data, tmp
     history = pd.read_csv(tmp_path / "whole/history.csv")
     metrics = json.loads((tmp_path / "whole/metrics.json").read_text())
     assert len(history) == metrics["epochs"] == 5
-    assert whole.stderr.count("fold 0 lovasz epoch 3/3") == 1
+    assert whole.stderr.count("fold 0 epoch 5/5 (lovasz 3/3)") == 1  # rank 0 alone reports
     client, children = _child_runs(tmp_path / "whole")
     assert len(children) == 1 and children[0].data.tags["world_size"] == "2"
     logged = client.get_metric_history(children[0].info.run_id, "train_loss")
-    assert [m.step for m in logged] == list(range(5))
+    assert [m.step for m in logged] == list(range(1, 6))
     assert [m.value for m in logged] == history["train_loss"].tolist()
 
     # The same job killed mid stage 2 (every process at once, as a lost machine would be)
@@ -114,16 +114,7 @@ def test_torchrun_two_processes_train_one_fold_and_resume_exactly(tiny_data, tmp
     job = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if state.exists():
-            saved = torch.load(state, weights_only=True)
-            if saved["next_stage"] == 1 and saved["next_epoch"] >= 1:
-                break
-        assert job.poll() is None, "the job ended before it could be killed in stage 2"
-        time.sleep(0.02)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
+    kill_in_stage_two(job, state, lambda: os.killpg(job.pid, signal.SIGKILL))
     assert not (tmp_path / "killed/metrics.json").exists()
 
     resumed = subprocess.run(command, env=env, capture_output=True, text=True)

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ import pytest
 import torch
 import yaml
 from mlflow.tracking import MlflowClient
-from tiny_training import tiny_params
+from tiny_training import kill_in_stage_two, tiny_params
 
 from saltseg.config import AugmentConfig, RuntimeConfig
 from saltseg.data.augment import build_augment
@@ -130,16 +129,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
 
     state = tmp_path / "killed/model/last.pt"
     proc = subprocess.Popen(command("killed"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if state.exists():
-            saved = torch.load(state, weights_only=True)
-            if saved["next_stage"] == 1 and saved["next_epoch"] >= 1:
-                break
-        assert proc.poll() is None, "the run ended before it could be killed in stage 2"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_in_stage_two(proc, state, lambda: proc.send_signal(signal.SIGKILL))
     assert not (tmp_path / "killed/metrics.json").exists()
 
     subprocess.run(command("killed"), check=True, env=env, capture_output=True)

@@ -1,8 +1,12 @@
 """Small, learnable data sets and shrunken configurations for the training tests."""
 
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from saltseg.config import (
     ModelConfig,
@@ -42,3 +46,17 @@ def tiny_params(tmp_path: Path, lovasz_epochs: int = 2) -> Params:
         runtime=RuntimeConfig(threads=1),
         tracking=TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
     )
+
+
+def kill_in_stage_two(job: subprocess.Popen, state: Path, kill: Callable[[], None]) -> None:
+    """Wait until the resume state `state` says stage 2 is under way, then `kill()` the job."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if state.exists():
+            saved = torch.load(state, weights_only=True)
+            if saved["next_stage"] == 1 and saved["next_epoch"] >= 1:
+                break
+        assert job.poll() is None, "the run ended before it could be killed in stage 2"
+        time.sleep(0.02)
+    kill()
+    job.wait()

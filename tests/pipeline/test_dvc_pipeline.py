@@ -89,7 +89,7 @@ def test_fold_runs_have_stepwise_metrics_and_checkpoints(
         fold = run.data.tags[FOLD_TAG]
         for metric in ("val_iou", "val_loss", "train_loss"):
             history = client.get_metric_history(run.info.run_id, metric)
-            assert sorted(m.step for m in history) == list(range(epochs)), (fold, metric)
+            assert sorted(m.step for m in history) == list(range(1, epochs + 1)), (fold, metric)
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "best.pt" in artifacts, (fold, artifacts)
         assert run.data.params["fold"] == fold
