@@ -10,7 +10,6 @@ resolved by saltseg.hardware on the machine that predicts.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from saltseg.errors import SaltError
 from saltseg.hardware import FP32_CPU, Policy
 from saltseg.models import checkpoint_config, checkpoint_precision, load_checkpoint_model
 from saltseg.models.fit import to_input, to_original
+from saltseg.records import read_json
 
 TILE = 101  # the TGS tile size, fixed by the competition
 CPU = RuntimeConfig(device="cpu")
@@ -139,14 +139,8 @@ def load_models(
 
 def load_thresholds(path: Path) -> dict:
     """thresholds.json written by `salt evaluate`: threshold, min_area, tta, folds, score, data_hash."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SaltError(f"{path}: thresholds file not found (run `salt evaluate` first)") from None
-    except json.JSONDecodeError as exc:
-        raise SaltError(f"{path}: not valid JSON ({exc.msg})") from None
-    ok = isinstance(data, dict) and isinstance(data.get("threshold"), int | float)
+    data = read_json(path, "run `salt evaluate` first")
+    ok = isinstance(data.get("threshold"), int | float)
     ok = ok and isinstance(data.get("min_area"), int) and isinstance(data.get("folds"), list)
     ok = ok and isinstance(data.get("data_hash"), str)
     if not ok or not math.isfinite(data["threshold"]):

@@ -28,6 +28,7 @@ from saltseg.config import Params
 from saltseg.errors import SaltError
 from saltseg.inference import checkpoint_paths, load_thresholds
 from saltseg.models import checkpoint_config, load_checkpoint_model
+from saltseg.records import read_json
 from saltseg.serving import (
     MODEL_CODE,
     PACKAGE_DIR,
@@ -62,13 +63,8 @@ def requirements() -> list[str]:
 
 def read_metrics(metrics_path: Path) -> dict:
     """metrics/evaluate.json, checked for a finite out-of-fold `score`."""
-    try:
-        metrics = json.loads(Path(metrics_path).read_text())
-        score = metrics.get("score")
-    except FileNotFoundError:
-        raise SaltError(f"{metrics_path}: metrics file not found (run `salt evaluate` first)") from None
-    except (json.JSONDecodeError, AttributeError):
-        raise SaltError(f"{metrics_path}: not a JSON object") from None
+    metrics = read_json(metrics_path, "run `salt evaluate` first")
+    score = metrics.get("score")
     if not isinstance(score, int | float) or not math.isfinite(score):
         raise SaltError(f"{metrics_path}: needs a numeric 'score', got {score!r}")
     return metrics
@@ -257,15 +253,9 @@ def register(
 
 def read_record(path: Path) -> dict:
     """registry.json written by `salt register`, checked for what prediction needs."""
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SaltError(f"{path}: registry record not found (run `salt register`, or give --model)") from None
-    except json.JSONDecodeError as exc:
-        raise SaltError(f"{path}: not valid JSON ({exc.msg})") from None
+    record = read_json(path, "run `salt register`, or give --model")
     needed = ("name", "alias", "champion_uri", "data_hash")
-    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in needed):
+    if not all(isinstance(record.get(k), str) for k in needed):
         raise SaltError(f"{path}: needs {', '.join(needed)} (rerun `salt register`)")
     return record
 

@@ -152,7 +152,7 @@ def test_register_checks_its_inputs_before_logging_anything(tmp_path, store):
             params, tmp_path / "models", tmp_path / "eval", tmp_path / "evaluate.json", tmp_path / "folds.csv"
         )
     (tmp_path / "eval" / "thresholds.json").unlink()
-    with pytest.raises(SaltError, match=r"thresholds.json: thresholds file not found"):
+    with pytest.raises(SaltError, match=r"thresholds.json: file not found \(run `salt evaluate` first\)"):
         register(
             params, tmp_path / "models", tmp_path / "eval", tmp_path / "evaluate.json", tmp_path / "folds.csv"
         )
