@@ -108,3 +108,13 @@ def test_numpy_metadata_is_stored_as_plain_numbers(tmp_path) -> None:
     save_checkpoint(path, build_model(cfg), cfg, fold=np.int64(2), score=np.float64(0.75), stage="bce")
     raw = torch.load(path, weights_only=True)
     assert raw["score"] == 0.75 and type(raw["score"]) is float and type(raw["fold"]) is int
+
+
+def test_the_same_weights_give_the_same_bytes(tmp_path) -> None:
+    """DVC's hashes and the registry's identical-rerun check compare checkpoint files."""
+    cfg = ModelConfig(start_filters=4, depth=2, input_size=32)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    for name in ("a", "b"):
+        save_checkpoint(tmp_path / name / "best.pt", model, cfg, fold=0, epoch=1, data_hash="0" * 16)
+    assert (tmp_path / "a/best.pt").read_bytes() == (tmp_path / "b/best.pt").read_bytes()

@@ -42,8 +42,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_cfg: ModelConfig, 
     model = getattr(model, "_orig_mod", model)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"model": state, "model_config": _plain(dataclasses.asdict(model_cfg)), **_plain(meta)}
-    with atomic_file(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a file object: torch.save names the archive's records after a path it is given
+    # (here a random temporary name), and the same weights must give the same bytes, so that
+    # DVC's hashes and the registry's "identical rerun" check see them as the same.
+    with atomic_file(path) as tmp, tmp.open("wb") as f:
+        torch.save(payload, f)
 
 
 def _read(path: str | Path) -> dict:
