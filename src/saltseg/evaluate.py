@@ -24,7 +24,7 @@ from saltseg.config import EvaluateConfig, Params, RuntimeConfig
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.errors import SaltError
-from saltseg.inference import binarize, checkpoint_paths, load_models, predict_proba
+from saltseg.inference import binarize, checkpoint_paths, load_models, load_thresholds, predict_proba
 from saltseg.metrics import competition_score, iou_per_image, score_per_image
 from saltseg.models.checkpoint import checkpoint_data_hash
 
@@ -220,7 +220,7 @@ def run_evaluate(
             f"{folds_csv}: fold(s) {unscored} are not in split.folds {folds}; their images have no model"
         )
     checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
-    data_hash = prepared.fingerprint()
+    data_hash = prepared.fingerprint
     check_trained_on(checkpoints, data_hash, prepared_path)
     oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, params.runtime)
     tuned_tta, tuned_plain = tune(prepared.masks, oof.tta, cfg), tune(prepared.masks, oof.plain, cfg)
@@ -263,7 +263,7 @@ def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path:
 
     from saltseg import tracking
 
-    data_hash = json.loads((Path(out_dir) / "thresholds.json").read_text())["data_hash"]
+    data_hash = load_thresholds(Path(out_dir) / "thresholds.json")["data_hash"]
     tracking.configure(params.tracking)
     run_id = tracking.parent_run_id(params, folds_csv, data_hash)
     with mlflow.start_run(run_id=run_id):

@@ -54,7 +54,7 @@ def champion_uri(registry_json: Path, prepared: Path | None, alias: bool = False
 
     record = read_record(registry_json)
     if prepared is not None and Path(prepared).exists():
-        current = load_prepared(prepared).fingerprint()
+        current = load_prepared(prepared).fingerprint
         if current != record["data_hash"]:
             raise SaltError(
                 f"{registry_json}: records the champion for data {record['data_hash']}, but {prepared} "

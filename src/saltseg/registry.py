@@ -165,12 +165,7 @@ def content_hash(checkpoints: dict[int, Path], thresholds_json: Path) -> str:
 
 def registered_version(client: MlflowClient, name: str, content: str) -> int | None:
     """The version of `name` registered from exactly these files, if any."""
-    try:
-        found = client.search_model_versions(f"name = '{name}' and tags.{CONTENT_TAG} = '{content}'")
-    except MlflowException as exc:
-        if _no_such_alias(exc):
-            return None
-        raise
+    found = client.search_model_versions(f"name = '{name}' and tags.{CONTENT_TAG} = '{content}'")
     return min((int(v.version) for v in found), default=None)
 
 

@@ -245,7 +245,7 @@ def train_fold(
     dataset = SaltDataset(prepared.images[train_idx], prepared.masks[train_idx], transform)
     loader = make_loader(dataset, params.train.batch_size, params.runtime, policy, dist)
     val = Validation.on(policy, prepared.images[val_idx], prepared.masks[val_idx])
-    data_hash = prepared.fingerprint()
+    data_hash = prepared.fingerprint
     job = _Job(params, fold, paths, key, data_hash, policy, dist, loader, val, log, on_stage_start)
     run = _start(params, fold, paths, key, policy, dist)
     for s in range(run.next_stage, len(params.train.stages)):

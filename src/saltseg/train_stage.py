@@ -55,7 +55,7 @@ def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, pa
     """Train fold `fold` and log it under the pipeline's parent run; returns its metrics."""
     prepared = load_prepared(prepared_path)
     split = fold_indices(prepared.ids, load_folds(folds_csv), fold)
-    data_hash = prepared.fingerprint()
+    data_hash = prepared.fingerprint
     key = f"{tracking.pipeline_key(params, folds_csv, data_hash)}-fold{fold}"
     dist = distributed.context()
     if not dist.is_main:  # under torchrun the other ranks only compute: rank 0 tracks and writes

@@ -74,7 +74,7 @@ def prepared_arrays(n: int = 24) -> Prepared:
     )
 
 
-DATA_HASH = prepared_arrays().fingerprint()
+DATA_HASH = prepared_arrays().fingerprint
 
 
 def write_prepared(folder: Path, n: int = 24) -> tuple[Path, Path]:

@@ -142,7 +142,7 @@ def test_registry_holds_the_champion_ensemble(
     pipeline_copy: FinishedPipeline, params: Params, runs: list, client
 ) -> None:  # noqa: ANN001
     record = json.loads((pipeline_copy.root / "registry.json").read_text())
-    data_hash = load_prepared(pipeline_copy.root / "prepared" / "train.npz").fingerprint()
+    data_hash = load_prepared(pipeline_copy.root / "prepared" / "train.npz").fingerprint
     name, alias = params.register.model_name, f"{params.register.alias}-{data_hash}"
     assert (record["name"], record["alias"], record["data_hash"]) == (name, alias, data_hash)
     champion = client.get_model_version_by_alias(name, alias)

@@ -61,7 +61,7 @@ def two_data_sets(pipeline_copy: FinishedPipeline, tmp_path_factory) -> ProjectC
 def test_real_data_submission_comes_from_the_real_data_model(two_data_sets: ProjectCopy) -> None:
     copy = two_data_sets
     record = json.loads((copy.root / "registry.json").read_text())
-    real = load_prepared(copy.root / "prepared" / "train.npz").fingerprint()
+    real = load_prepared(copy.root / "prepared" / "train.npz").fingerprint
     assert record["data_hash"] == real
     assert record["alias"] == f"champion-{real}"
     assert "is the first" in record["message"], "never compared with the synthetic champion"
@@ -113,7 +113,7 @@ def test_pipeline_runs_are_named_by_profile_and_data(two_data_sets: ProjectCopy)
         [experiment.experiment_id], filter_string="tags.`saltseg.pipeline_key` != ''"
     )
     names = sorted(r.info.run_name for r in parents)
-    real = load_prepared(two_data_sets.root / "prepared" / "train.npz").fingerprint()
+    real = load_prepared(two_data_sets.root / "prepared" / "train.npz").fingerprint
     assert any(n.startswith(f"ci-tiny+edits | data@{real[:8]} | OOF ") for n in names), names
     assert any(n.startswith("ci-tiny | synthetic@") for n in names), names
     for run in parents:

@@ -38,9 +38,9 @@ def predict(
 ) -> None:
     """Predict every test image with the fold ensemble (flip TTA, tuned threshold) and write a submission.
 
-    Reads the params.yaml sections register (which registered model), evaluate (batch size),
-    runtime and tracking. Loads the model from the MLflow Model Registry unless --model-dir is
-    given; writes the submission CSV and, with --probabilities, an npz.
+    Reads the params.yaml sections evaluate (batch size), runtime and tracking, and --registry
+    (the champion for the data in --prepared) unless --model or --model-dir names the model.
+    Writes the submission CSV and, with --probabilities, an npz.
     """
     from saltseg.config import load_params
     from saltseg.predict import run_predict

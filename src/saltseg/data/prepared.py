@@ -6,6 +6,7 @@ ids str (N,) ('<U..', sorted), coverage float32 (N,) (salt fraction of each mask
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zipfile
 import zlib
@@ -34,6 +35,7 @@ class Prepared:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @functools.cached_property  # train_stage and train_fold both ask; hash the arrays once
     def fingerprint(self) -> str:
         """16 hex digits identifying the labelled data: ids, pixels, masks and depths.
 
