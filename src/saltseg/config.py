@@ -119,6 +119,9 @@ class ModelConfig:
     depth: int = 3  # number of down-sampling steps (the seed: 4)
     blocks_per_level: int = 1
     dropout: float = 0.0
+    scse: bool = False  # scSE attention on every decoder level
+    hypercolumn: bool = False  # the head reads every decoder level, upsampled, not the last only
+    coord_channels: bool = False  # the pixel's vertical position as an extra input channel
     # timm_unet
     encoder: str = "resnet34"
     encoder_weights: str | None = None  # local file only; nothing is downloaded

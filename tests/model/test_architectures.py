@@ -16,6 +16,16 @@ CASES = {
         name="preact_resunet", input_size=32, start_filters=4, depth=3, blocks_per_level=2, dropout=0.1
     ),
     "preact_d4": ModelConfig(name="preact_resunet", input_size=32, start_filters=4, depth=4),
+    # the switches of the top TGS solutions, all at once
+    "preact_scse_hypercolumn_coord": ModelConfig(
+        name="preact_resunet",
+        input_size=32,
+        start_filters=4,
+        depth=3,
+        scse=True,
+        hypercolumn=True,
+        coord_channels=True,
+    ),  # fmt: skip
     "timm_resnet18": ModelConfig(
         name="timm_unet", input_size=64, encoder="resnet18", decoder_channels=(32, 16, 8, 8, 8)
     ),
@@ -31,7 +41,11 @@ CASES = {
         name="timm_unet", input_size=64, encoder="convnext_atto", decoder_channels=(32, 16, 8, 8)
     ),
 }
-SIZE_MULTIPLE = {"preact_d3_b2": 8, "preact_d4": 16}  # timm encoders here: 32
+SIZE_MULTIPLE = {
+    "preact_d3_b2": 8,
+    "preact_d4": 16,
+    "preact_scse_hypercolumn_coord": 8,
+}  # timm encoders here: 32
 
 
 def test_every_registered_architecture_is_covered() -> None:

@@ -56,3 +56,28 @@ class ConvBNReLU(nn.Sequential):
             nn.BatchNorm2d(out_ch),
             nn.ReLU(inplace=True),
         )
+
+
+class SCSE(nn.Module):
+    """Concurrent spatial and channel squeeze & excitation (Roy et al. 2018, "Recalibrating Fully
+    Convolutional Networks with Spatial and Channel 'Squeeze & Excitation' Blocks").
+
+    out = x * cSE(x) + x * sSE(x): cSE weighs channels from their global means, sSE weighs
+    pixels from a 1x1 conv over the channels; (N, C, H, W) -> (N, C, H, W). The channel gate's
+    hidden width is C // reduction, at least 2: the decoders here can be only 8 channels wide.
+    """
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 2)
+        self.channel_gate = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+        self.spatial_gate = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.channel_gate(x) + x * self.spatial_gate(x)

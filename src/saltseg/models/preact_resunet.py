@@ -4,30 +4,55 @@ Level i (0..depth-1) works at width start_filters * 2**i and resolution S / 2**i
 bottleneck at start_filters * 2**depth and S / 2**depth. Encoder levels end with a 2x2
 max-pool, decoder levels start with a stride-2 transposed conv whose output is
 concatenated with the encoder's features of the same level (the skip connection).
+
+Switches from the top TGS solutions, all off in the seed (ModelConfig): `scse` recalibrates
+every decoder level's output with scSE attention; `hypercolumn` feeds the head every decoder
+level, upsampled to full resolution, instead of the last one only; `coord_channels` adds the
+pixel's vertical position as an input channel.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from saltseg.config import ModelConfig
-from saltseg.models.blocks import conv3x3, preact_stage
+from saltseg.models.blocks import SCSE, conv3x3, preact_stage
 from saltseg.models.registry import check_size, register
+
+
+def vertical_position(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 1, H, W): each pixel's row, -1 at the top to 1 at the bottom.
+
+    Only the vertical coordinate: in a seismic section depth orders the layers, while the
+    horizontal position means nothing (the roll augmentation shifts it circularly anyway).
+    """
+    n, _, h, w = x.shape
+    rows = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+    return rows.view(1, 1, h, 1).expand(n, 1, h, w)
 
 
 class PreActResUNet(nn.Module):
     """(N, 1, S, S) float32 -> (N, 1, S, S) logits; S must be divisible by 2**depth."""
 
     def __init__(
-        self, start_filters: int = 16, depth: int = 4, blocks_per_level: int = 1, dropout: float = 0.0
+        self,
+        start_filters: int = 16,
+        depth: int = 4,
+        blocks_per_level: int = 1,
+        dropout: float = 0.0,
+        scse: bool = False,
+        hypercolumn: bool = False,
+        coord_channels: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1 or start_filters < 1 or blocks_per_level < 1:
             raise ValueError("depth, start_filters and blocks_per_level must be >= 1")
         widths = [start_filters * 2**i for i in range(depth + 1)]
-        self.depth = depth
-        self.stem = conv3x3(1, widths[0], bias=True)  # no BN before: the first unit normalises
+        self.depth, self.hypercolumn, self.coord_channels = depth, hypercolumn, coord_channels
+        # no BN before: the first unit normalises
+        self.stem = conv3x3(1 + coord_channels, widths[0], bias=True)
         self.encoder = nn.ModuleList(
             preact_stage(widths[max(i - 1, 0)], widths[i], blocks_per_level) for i in range(depth)
         )
@@ -42,14 +67,24 @@ class PreActResUNet(nn.Module):
         self.decoder = nn.ModuleList(
             preact_stage(2 * widths[i], widths[i], blocks_per_level) for i in range(depth)
         )
-        # Pre-activation units end on an un-normalised sum: BN-ReLU before the 1x1 head.
+        self.attention = nn.ModuleList(SCSE(widths[i]) if scse else nn.Identity() for i in range(depth))
+        # Pre-activation units end on an un-normalised sum: BN-ReLU before the head's convs.
+        # The hypercolumn's many channels are fused by a 3x3 conv down to the top level's width.
+        head_in = sum(widths[:depth]) if hypercolumn else widths[0]
+        fuse = (
+            [conv3x3(head_in, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)]
+            if hypercolumn
+            else []
+        )
         self.head = nn.Sequential(
-            nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True), nn.Conv2d(widths[0], 1, 1)
+            nn.BatchNorm2d(head_in), nn.ReLU(inplace=True), *fuse, nn.Conv2d(widths[0], 1, 1)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for size in x.shape[-2:]:
             check_size(int(size), 2**self.depth, f"preact_resunet (depth {self.depth})")
+        if self.coord_channels:
+            x = torch.cat([x, vertical_position(x)], dim=1)
         x = self.stem(x)
         skips = []
         for stage in self.encoder:
@@ -57,13 +92,28 @@ class PreActResUNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(self.dropout(x))
+        levels = []  # decoder outputs, deepest first
         for i in reversed(range(self.depth)):
             x = torch.cat([self.up[i](x), skips[i]], dim=1)
-            x = self.decoder[i](self.dropout(x))
+            x = self.attention[i](self.decoder[i](self.dropout(x)))
+            levels.append(x)
+        if self.hypercolumn:  # every level at full resolution: coarse context next to fine detail
+            size = x.shape[-2:]
+            x = torch.cat(
+                [F.interpolate(y, size=size, mode="bilinear", align_corners=False) for y in levels], 1
+            )
         return self.head(x)
 
 
 @register("preact_resunet")
 def build_preact_resunet(cfg: ModelConfig) -> nn.Module:
     check_size(cfg.input_size, 2**cfg.depth, f"model.input_size (preact_resunet, depth {cfg.depth})")
-    return PreActResUNet(cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout)
+    return PreActResUNet(
+        cfg.start_filters,
+        cfg.depth,
+        cfg.blocks_per_level,
+        cfg.dropout,
+        cfg.scse,
+        cfg.hypercolumn,
+        cfg.coord_channels,
+    )
