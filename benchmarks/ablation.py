@@ -1,0 +1,176 @@
+"""Ablation on the real data: each technique of the top TGS solutions switched on alone over a profile.
+
+Every arm trains the same folds of the same split with `salt train` (each fold a run in the
+project's MLflow store, under a pipeline run labelled `<profile>/<arm>`), then scores each fold
+on its held-out images exactly as the pipeline predicts them (flip TTA, the fold's snapshot
+ensemble when it has one) at the fixed threshold 0.5 with no minimum area: nothing is tuned on
+the predictions scored. The kept checkpoint is chosen on the same held-out images (the seed's
+rule), alike in every arm.
+
+    dvc repro split                                   # prepared/ from data/ (the real data)
+    python benchmarks/ablation.py --folds 0 1         # every arm; or --arms baseline scse ...
+    python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
+
+Results accumulate in docs/ablation.json (one entry per arm, with machine, date, commit, data
+fingerprint, budget); the table in docs/ablation.md is rebuilt from it after every arm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (what it switches on, params overrides as dotted keys)
+ARMS: dict[str, tuple[str, dict[str, object]]] = {
+    "baseline": ("the profile as it is", {}),
+    "scse": ("scSE attention on every decoder level", {"model.scse": True}),
+    "hypercolumn": ("hypercolumn head", {"model.hypercolumn": True}),
+    "coord": ("vertical-position input channel", {"model.coord_channels": True}),
+    "lovasz_elu": ("Lovasz hinge on elu+1", {"train.lovasz_elu": True}),
+}
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{os.cpu_count()} cores, {cpu}"
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
+def arm_params(profile: Path, arm: str) -> dict:
+    """The profile's complete params with the arm's overrides, labelled `<profile>/<arm>`."""
+    from saltseg.config import params_from_dict, params_to_dict
+    from saltseg.profiles import resolve
+
+    values = params_to_dict(resolve(profile))
+    for key, value in ARMS[arm][1].items():
+        section, name = key.split(".")
+        values[section][name] = value
+    values["profile"] = f"{profile.stem}/{arm}"
+    return params_to_dict(params_from_dict(values))  # validated
+
+
+def fold_score(prepared, folds_df, fold: int, fold_dir: Path, runtime) -> float:  # noqa: ANN001
+    """Competition score of the fold's held-out images, flip TTA, threshold 0.5, no min area."""
+    from saltseg.data.folds import fold_indices
+    from saltseg.inference import binarize, load_models, predict_proba
+    from saltseg.metrics import competition_score
+
+    _, val_idx = fold_indices(prepared.ids, folds_df, fold)
+    models, cfg, policy = load_models([fold_dir / "best.pt"], runtime)
+    proba = predict_proba(models, prepared.images[val_idx], cfg, True, 64, policy)
+    return competition_score(prepared.masks[val_idx], binarize(proba, 0.5))
+
+
+def run_arm(arm: str, args: argparse.Namespace) -> dict:
+    import yaml
+
+    from saltseg.config import RuntimeConfig, params_from_dict
+    from saltseg.data.folds import load_folds
+    from saltseg.data.prepared import load_prepared
+
+    work = args.work / arm
+    work.mkdir(parents=True, exist_ok=True)
+    values = arm_params(args.profile, arm)
+    params_file = work / "params.yaml"
+    params_file.write_text(yaml.safe_dump(values, sort_keys=False))
+    prepared = load_prepared(args.prepared)
+    folds_df = load_folds(args.folds_csv)
+    runtime = params_from_dict(values).runtime
+    result: dict = {"what": ARMS[arm][0], "folds": {}, "train_seconds": {}}
+    for fold in args.folds:
+        fold_dir = work / f"fold{fold}"
+        metrics = work / f"fold{fold}.json"
+        cmd = [sys.executable, "-m", "saltseg", "train", "--fold", str(fold), "--params", str(params_file)]
+        cmd += ["--prepared", str(args.prepared), "--folds", str(args.folds_csv), "--out-dir", str(fold_dir)]
+        cmd += ["--metrics", str(metrics), "--history", str(work / f"fold{fold}.csv")]
+        subprocess.run(cmd, check=True)
+        result["folds"][str(fold)] = fold_score(
+            prepared, folds_df, fold, fold_dir, RuntimeConfig(runtime.device)
+        )
+        result["train_seconds"][str(fold)] = json.loads(metrics.read_text())["train_seconds"]
+    result["score"] = sum(result["folds"].values()) / len(result["folds"])
+    result |= {
+        "date": datetime.date.today().isoformat(),
+        "machine": _machine(),
+        "commit": _commit(),
+        "data": prepared.fingerprint[:16],
+        "profile": str(args.profile),
+        "epochs": [f"{s['loss']} {s['epochs']}" for s in values["train"]["stages"]],
+    }
+    return result
+
+
+def table(results: dict) -> str:
+    base = results.get("baseline", {}).get("score")
+    first = next(iter(results.values()))
+    lines = [
+        "# Ablation on the real data",
+        "",
+        f"Each arm switches one technique on over `{first['profile']}` and trains folds "
+        f"{', '.join(first['folds'])} of the same 5-fold split of the 3,200 labelled images "
+        f"(data {first['data']}); score = competition metric on each fold's held-out images, "
+        "flip TTA, threshold 0.5, no minimum area (nothing tuned on what is scored). "
+        "Made by `benchmarks/ablation.py`; every fold is a run in MLflow under `<profile>/<arm>`.",
+        "",
+        "| arm | what | "
+        + " | ".join(f"fold {k}" for k in first["folds"])
+        + " | mean | vs baseline | train s/fold | machine, date |",
+        "| --- | --- | " + " | ".join("---:" for _ in first["folds"]) + " | ---: | ---: | ---: | --- |",
+    ]
+    for arm, r in results.items():
+        delta = f"{r['score'] - base:+.3f}" if base is not None and arm != "baseline" else ""
+        seconds = sum(r["train_seconds"].values()) / len(r["train_seconds"])
+        folds = " | ".join(f"{r['folds'][k]:.3f}" for k in first["folds"])
+        lines.append(
+            f"| {arm} | {r['what']} | {folds} | {r['score']:.3f} | {delta} | {seconds:.0f} | "
+            f"{r['machine']}, {r['date']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profile", type=Path, default=ROOT / "configs/ablation.yaml")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--folds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--prepared", type=Path, default=Path("prepared/train.npz"))
+    parser.add_argument("--folds-csv", type=Path, default=Path("prepared/folds.csv"))
+    parser.add_argument("--work", type=Path, default=Path("ablation"), help="checkpoints of every arm")
+    parser.add_argument("--results", type=Path, default=ROOT / "docs/ablation.json")
+    parser.add_argument("--out-markdown", type=Path, default=ROOT / "docs/ablation.md")
+    parser.add_argument("--table", action="store_true", help="only rebuild the table from --results")
+    args = parser.parse_args()
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    for arm in [] if args.table else args.arms:
+        results[arm] = run_arm(arm, args)
+        args.results.write_text(json.dumps(results, indent=2) + "\n")
+        args.out_markdown.write_text(table(results))
+        print(f"{arm}: {results[arm]['score']:.4f} {results[arm]['folds']}", flush=True)
+    if args.table:
+        args.out_markdown.write_text(table(results))
+
+
+if __name__ == "__main__":
+    main()
