@@ -119,6 +119,7 @@ class ModelConfig:
     depth: int = 3  # number of down-sampling steps (the seed: 4)
     blocks_per_level: int = 1
     dropout: float = 0.0
+    depth_channel: bool = False  # the tile's depth (depths.csv) as a constant second input channel
     # timm_unet
     encoder: str = "resnet34"
     encoder_weights: str | None = None  # local file only; nothing is downloaded
@@ -134,6 +135,8 @@ class ModelConfig:
         _require(self.depth >= 1, "depth", ">= 1", self.depth)
         _require(self.blocks_per_level >= 1, "blocks_per_level", ">= 1", self.blocks_per_level)
         _require(0 <= self.dropout < 1, "dropout", "in [0, 1)", self.dropout)
+        ok = not self.depth_channel or self.name == "preact_resunet"
+        _require(ok, "depth_channel", "false unless name is preact_resunet", self.depth_channel)
         _require(bool(self.encoder), "encoder", "a timm model name", self.encoder)
         channels = list(self.decoder_channels)
         _require(bool(channels) and min(channels) >= 1, "decoder_channels", "widths >= 1", channels)

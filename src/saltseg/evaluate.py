@@ -69,9 +69,9 @@ def out_of_fold(
         if (fold_of[val_idx] >= 0).any():
             raise SaltError(f"fold {fold}: held-out images overlap another fold's")
         models, cfg, policy = load_models([path], runtime)
-        images = prepared.images[val_idx]
-        plain[val_idx] = predict_proba(models, images, cfg, False, batch_size, policy)
-        tta[val_idx] = predict_proba(models, images, cfg, True, batch_size, policy)
+        images, depths = prepared.images[val_idx], prepared.depths[val_idx]
+        plain[val_idx] = predict_proba(models, images, cfg, False, batch_size, policy, depths)
+        tta[val_idx] = predict_proba(models, images, cfg, True, batch_size, policy, depths)
         fold_of[val_idx] = fold
     return OutOfFold(plain, tta, fold_of)
 

@@ -4,6 +4,7 @@ Level i (0..depth-1) works at width start_filters * 2**i and resolution S / 2**i
 bottleneck at start_filters * 2**depth and S / 2**depth. Encoder levels end with a 2x2
 max-pool, decoder levels start with a stride-2 transposed conv whose output is
 concatenated with the encoder's features of the same level (the skip connection).
+With `depth_channel`, the tile's depth enters as a second, constant input channel.
 """
 
 from __future__ import annotations
@@ -12,22 +13,39 @@ import torch
 from torch import nn
 
 from saltseg.config import ModelConfig
+from saltseg.errors import SaltError
 from saltseg.models.blocks import conv3x3, preact_stage
 from saltseg.models.registry import check_size, register
 
+# Depths in TGS run 50..959 (feet or metres, unstated): /1000 puts the channel in [0, 1), the
+# scale of the image channel (pixels / 255), so the stem starts with both on an equal footing.
+# A fixed constant, not the training set's statistics: a checkpoint needs no stored scaler,
+# and every fold, evaluate and the served model map a depth to the same input.
+DEPTH_SCALE = 1000.0
+
 
 class PreActResUNet(nn.Module):
-    """(N, 1, S, S) float32 -> (N, 1, S, S) logits; S must be divisible by 2**depth."""
+    """(N, 1, S, S) float32 -> (N, 1, S, S) logits; S must be divisible by 2**depth.
+
+    With `depth_channel`, forward also takes the tiles' depths, float (N,), as in depths.csv.
+    """
 
     def __init__(
-        self, start_filters: int = 16, depth: int = 4, blocks_per_level: int = 1, dropout: float = 0.0
+        self,
+        start_filters: int = 16,
+        depth: int = 4,
+        blocks_per_level: int = 1,
+        dropout: float = 0.0,
+        depth_channel: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1 or start_filters < 1 or blocks_per_level < 1:
             raise ValueError("depth, start_filters and blocks_per_level must be >= 1")
         widths = [start_filters * 2**i for i in range(depth + 1)]
-        self.depth = depth
-        self.stem = conv3x3(1, widths[0], bias=True)  # no BN before: the first unit normalises
+        self.depth, self.depth_channel = depth, depth_channel
+        self.stem = conv3x3(
+            2 if depth_channel else 1, widths[0], bias=True
+        )  # no BN before: the first unit normalises
         self.encoder = nn.ModuleList(
             preact_stage(widths[max(i - 1, 0)], widths[i], blocks_per_level) for i in range(depth)
         )
@@ -47,9 +65,15 @@ class PreActResUNet(nn.Module):
             nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True), nn.Conv2d(widths[0], 1, 1)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, depths: torch.Tensor | None = None) -> torch.Tensor:
         for size in x.shape[-2:]:
             check_size(int(size), 2**self.depth, f"preact_resunet (depth {self.depth})")
+        if self.depth_channel:
+            if depths is None or depths.shape != (len(x),):
+                shape = None if depths is None else tuple(depths.shape)
+                raise SaltError(f"model.depth_channel: needs one depth per image ({len(x)},), got {shape}")
+            plane = (depths.to(x.dtype) / DEPTH_SCALE).view(-1, 1, 1, 1).expand(-1, 1, *x.shape[-2:])
+            x = torch.cat([x, plane], dim=1)
         x = self.stem(x)
         skips = []
         for stage in self.encoder:
@@ -66,4 +90,4 @@ class PreActResUNet(nn.Module):
 @register("preact_resunet")
 def build_preact_resunet(cfg: ModelConfig) -> nn.Module:
     check_size(cfg.input_size, 2**cfg.depth, f"model.input_size (preact_resunet, depth {cfg.depth})")
-    return PreActResUNet(cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout)
+    return PreActResUNet(cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout, cfg.depth_channel)
