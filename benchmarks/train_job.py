@@ -154,7 +154,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
         loss_fn, optimizer = get_loss(stage.loss), torch.optim.Adam(model.parameters(), lr=stage.lr)
         for _ in range(stage.epochs):
             model.train()
-            for x, y in DataLoader(data, batch_size=bs, shuffle=True, drop_last=True):
+            for x, y, _ in DataLoader(data, batch_size=bs, shuffle=True, drop_last=True):
                 loss = loss_fn(to_original(model(to_input(x, cfg)), cfg), y)
                 optimizer.zero_grad()
                 loss.backward()
@@ -195,7 +195,7 @@ def data_path(args: argparse.Namespace) -> dict:
     policy = hardware.for_params(params)
     model = policy.place(build_model(cfg)).train()
     optimizer, loss_fn = torch.optim.Adam(model.parameters()), get_loss("bce")
-    x, y = collate(data.__getitems__(batches[0]))
+    x, y, _ = collate(data.__getitems__(batches[0]))
 
     def step() -> None:
         with policy.autocast():

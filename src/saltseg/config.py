@@ -32,6 +32,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "constant")
 MONITORS = ("val_loss", "val_iou", "val_score")  # columns of the per-epoch history
 MINIMISED = ("val_loss",)  # monitors where lower is better; the others are maximised
+PREACT_SWITCHES = ("scse", "hypercolumn", "coord_channels", "depth_channel")  # preact_resunet only
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -122,6 +123,7 @@ class ModelConfig:
     scse: bool = False  # scSE attention on every decoder level
     hypercolumn: bool = False  # the head reads every decoder level, upsampled, not the last only
     coord_channels: bool = False  # the pixel's vertical position as an extra input channel
+    depth_channel: bool = False  # the tile's depth (depths.csv) as a constant second input channel
     # timm_unet
     encoder: str = "resnet34"
     encoder_weights: str | None = None  # local file only; nothing is downloaded
@@ -137,6 +139,11 @@ class ModelConfig:
         _require(self.depth >= 1, "depth", ">= 1", self.depth)
         _require(self.blocks_per_level >= 1, "blocks_per_level", ">= 1", self.blocks_per_level)
         _require(0 <= self.dropout < 1, "dropout", "in [0, 1)", self.dropout)
+        for switch in PREACT_SWITCHES:  # timm_unet would silently ignore them
+            on = getattr(self, switch)
+            _require(
+                not on or self.name == "preact_resunet", switch, "false unless name is preact_resunet", on
+            )
         _require(bool(self.encoder), "encoder", "a timm model name", self.encoder)
         channels = list(self.decoder_channels)
         _require(bool(channels) and min(channels) >= 1, "decoder_channels", "widths >= 1", channels)

@@ -6,8 +6,9 @@ on them (and then used unchanged by predict and the registered model, on the ave
 of all fold models). The tuned score selects on the very predictions it scores, so it
 is optimistic; `score_nested` chooses each fold's post-processing on the other folds
 only, and `score_default` uses 0.5 and no minimum area. Outputs: a metrics JSON for
-DVC, thresholds.json, a CSV of the tuning grid, a score-versus-threshold plot and
-overlays of the worst images.
+DVC, thresholds.json, a CSV of the tuning grid, a score-versus-threshold plot,
+overlays of the worst images, and the per-coverage-class table, bar chart and worst
+overlays of saltseg.coverage_report.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from saltseg import coverage_report
 from saltseg.atomic import atomic_dir, write_text
 from saltseg.config import EvaluateConfig, Params, RuntimeConfig
 from saltseg.data.folds import fold_indices, load_folds
@@ -67,9 +69,9 @@ def out_of_fold(
         if (fold_of[val_idx] >= 0).any():
             raise SaltError(f"fold {fold}: held-out images overlap another fold's")
         models, cfg, policy = load_models([path], runtime)
-        images = prepared.images[val_idx]
-        plain[val_idx] = predict_proba(models, images, cfg, False, batch_size, policy)
-        tta[val_idx] = predict_proba(models, images, cfg, True, batch_size, policy)
+        images, depths = prepared.images[val_idx], prepared.depths[val_idx]
+        plain[val_idx] = predict_proba(models, images, cfg, False, batch_size, policy, depths)
+        tta[val_idx] = predict_proba(models, images, cfg, True, batch_size, policy, depths)
         fold_of[val_idx] = fold
     return OutOfFold(plain, tta, fold_of)
 
@@ -236,12 +238,18 @@ def run_evaluate(
     }
     grid = _grid_frame(cfg, chosen, other, cfg.tta)
     masks = binarize(oof.tta if cfg.tta else oof.plain, chosen.threshold, chosen.min_area)
+    scores = score_per_image(prepared.masks, masks)
+    by_class = coverage_report.coverage_table(scores, iou_per_image(prepared.masks, masks), classes)
     # The eval folder appears in one rename, then the metrics file: never half of either.
     with atomic_dir(out_dir) as tmp:
         (tmp / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
         grid.to_csv(tmp / "threshold_grid.csv", index=False, float_format="%.6f")
         score_curves(grid, "score_tta" if cfg.tta else "score_no_tta", chosen, tmp / "score_vs_threshold.png")
         worst_overlays(prepared, masks, cfg.worst_n, tmp / "worst_predictions.png")
+        by_class.to_csv(tmp / "coverage_classes.csv", index=False, float_format="%.6f")
+        n_classes = params.split.coverage_classes
+        coverage_report.score_by_coverage(by_class, n_classes, tmp / "score_by_coverage.png")
+        coverage_report.worst_by_class(prepared, masks, scores, classes, tmp / "worst_by_class.png")
     write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -258,7 +266,8 @@ def flat_metrics(metrics: dict, prefix: str = "oof_") -> dict[str, float]:
 
 
 def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path: Path, out_dir: Path) -> str:
-    """Log the metrics and the eval folder to the pipeline's parent MLflow run; returns its id."""
+    """Log the metrics, the per-coverage-class table and the eval folder to the pipeline's parent
+    MLflow run; returns its id."""
     import mlflow
 
     from saltseg import tracking
@@ -269,6 +278,8 @@ def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path:
     with mlflow.start_run(run_id=run_id):
         tracking.describe_parent(params, data_hash, metrics)
         mlflow.log_metrics(flat_metrics(metrics))
+        by_class = pd.read_csv(Path(out_dir) / "coverage_classes.csv")
+        mlflow.log_metrics(coverage_report.class_metrics(by_class))
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluate")
         mlflow.log_artifact(str(metrics_path), artifact_path="evaluate")
     return run_id

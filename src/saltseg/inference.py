@@ -24,7 +24,7 @@ from saltseg.config import ModelConfig, RuntimeConfig
 from saltseg.errors import SaltError
 from saltseg.hardware import FP32_CPU, Policy
 from saltseg.models import checkpoint_config, checkpoint_precision, load_checkpoint_model
-from saltseg.models.fit import to_input, to_original
+from saltseg.models.fit import extra_inputs, to_input, to_original
 from saltseg.records import read_json
 
 TILE = 101  # the TGS tile size, fixed by the competition
@@ -64,10 +64,31 @@ def as_images(images: object) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def _sigmoid_original(model: nn.Module, x: torch.Tensor, cfg: ModelConfig, policy: Policy) -> torch.Tensor:
-    """x float32 (B, 1, 101, 101) in [0, 1] -> probabilities float32 (B, 1, 101, 101)."""
+def as_depths(depths: object, n: int) -> np.ndarray:
+    """Check and return one finite depth per image as float32 (n,); SaltError in one line."""
+    if depths is None:
+        raise SaltError(
+            "depths: missing; this model has model.depth_channel and needs the depth of every image"
+        )
+    try:
+        array = np.asarray(depths, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise SaltError("depths: expected one number per image") from None
+    if array.shape != (n,):
+        raise SaltError(f"depths: expected {n} (one per image), got {array.size}")
+    if not np.isfinite(array).all():
+        raise SaltError("depths: must be finite numbers (found NaN or infinity)")
+    return array
+
+
+def _sigmoid_original(
+    model: nn.Module, x: torch.Tensor, cfg: ModelConfig, policy: Policy, extra: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    """x float32 (B, 1, 101, 101) in [0, 1] -> probabilities float32 (B, 1, 101, 101).
+
+    `extra`: the forward arguments after the images (`extra_inputs`)."""
     with policy.autocast():
-        logits = to_original(model(policy.batch(to_input(x, cfg))), cfg)
+        logits = to_original(model(policy.batch(to_input(x, cfg)), *extra), cfg)
     return torch.sigmoid(logits.float())
 
 
@@ -79,25 +100,32 @@ def predict_proba(
     tta: bool = True,
     batch_size: int = 64,
     policy: Policy = FP32_CPU,
+    depths: np.ndarray | None = None,
 ) -> np.ndarray:
     """Salt probabilities float32 (N, 101, 101) for images (N, 101, 101) with values 0..255.
 
     Each model sees x = images / 255 (and, with `tta`, its horizontal mirror, whose
     prediction is mirrored back); probabilities are averaged over views and models. The
     models must already sit on `policy.device` in its memory format (`load_models` does that).
+    `depths` (N,) are needed by, and only given to, models with model.depth_channel.
     """
     if not models:
         raise SaltError("predict_proba: no models given")
     pixels = as_images(images)
+    if model_cfg.depth_channel:
+        depths = as_depths(depths, len(pixels))
     device = policy.device
     out = np.empty(pixels.shape, dtype=np.float32)
     for start in range(0, len(pixels), batch_size):
         x = torch.from_numpy(pixels[start : start + batch_size]).to(device).div(255.0).unsqueeze(1)
+        extra = extra_inputs(
+            model_cfg, None if depths is None else depths[start : start + batch_size], device
+        )
         total = torch.zeros_like(x)
         for model in models:
-            proba = _sigmoid_original(model, x, model_cfg, policy)
+            proba = _sigmoid_original(model, x, model_cfg, policy, extra)
             if tta:
-                mirrored = _sigmoid_original(model, x.flip(-1), model_cfg, policy).flip(-1)
+                mirrored = _sigmoid_original(model, x.flip(-1), model_cfg, policy, extra).flip(-1)
                 proba = (proba + mirrored) / 2
             total += proba
         out[start : start + len(x)] = (total / len(models)).squeeze(1).cpu().numpy()
@@ -190,14 +218,21 @@ class Ensemble:
         folds = load_thresholds(thresholds_json)["folds"]
         return cls.from_files(checkpoint_paths(models_dir, folds), thresholds_json, batch_size, device)
 
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """float32 (N, 101, 101) salt probabilities."""
-        return predict_proba(self.models, images, self.model_cfg, self.tta, self.batch_size, self.policy)
+    @property
+    def needs_depths(self) -> bool:
+        """True when the fold models take each image's depth (model.depth_channel)."""
+        return self.model_cfg.depth_channel
+
+    def predict_proba(self, images: np.ndarray, depths: np.ndarray | None = None) -> np.ndarray:
+        """float32 (N, 101, 101) salt probabilities; `depths` (N,) when `needs_depths`."""
+        return predict_proba(
+            self.models, images, self.model_cfg, self.tta, self.batch_size, self.policy, depths
+        )
 
     def binarize(self, proba: np.ndarray) -> np.ndarray:
         """bool (N, 101, 101) masks from probabilities, with the tuned threshold and min area."""
         return binarize(proba, self.threshold, self.min_area)
 
-    def predict_masks(self, images: np.ndarray) -> np.ndarray:
-        """bool (N, 101, 101) masks for images (N, 101, 101) with values 0..255."""
-        return self.binarize(self.predict_proba(images))
+    def predict_masks(self, images: np.ndarray, depths: np.ndarray | None = None) -> np.ndarray:
+        """bool (N, 101, 101) masks for images (N, 101, 101) with values 0..255 (and depths (N,))."""
+        return self.binarize(self.predict_proba(images, depths))

@@ -19,7 +19,7 @@ from saltseg.data.dataset import EpochBatches, SaltDataset
 from saltseg.distributed import Context
 from saltseg.hardware import Policy
 from saltseg.metrics import iou_per_image_torch, score_per_image_torch
-from saltseg.models.fit import to_input, to_original
+from saltseg.models.fit import extra_inputs, to_input, to_original
 
 
 def make_loader(
@@ -44,11 +44,16 @@ def make_loader(
     )
 
 
-def logits_of(forward: nn.Module, x: torch.Tensor, cfg: ModelConfig, policy: Policy) -> torch.Tensor:
-    """float (B, 1, 101, 101) tiles in [0, 1] on any device -> float32 logits, same shape, on the device."""
+def logits_of(
+    forward: nn.Module, x: torch.Tensor, cfg: ModelConfig, policy: Policy, depths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """float (B, 1, 101, 101) tiles in [0, 1] on any device -> float32 logits, same shape, on the device.
+
+    `depths` (B,) reach the model only when it has model.depth_channel."""
+    extra = extra_inputs(cfg, depths, policy.device)
     x = policy.batch(to_input(x.to(policy.device, non_blocking=True), cfg))
     with policy.autocast():
-        return to_original(forward(x), cfg).float()
+        return to_original(forward(x, *extra), cfg).float()
 
 
 def train_epoch(model, forward, loader, loss_fn, optimizer, cfg: ModelConfig, policy: Policy, bar) -> float:  # noqa: ANN001
@@ -56,8 +61,8 @@ def train_epoch(model, forward, loader, loss_fn, optimizer, cfg: ModelConfig, po
     model.train()
     total = torch.zeros((), device=policy.device)
     count = 0
-    for x, y in loader:
-        loss = loss_fn(logits_of(forward, x, cfg, policy), y.to(policy.device, non_blocking=True))
+    for x, y, depths in loader:
+        loss = loss_fn(logits_of(forward, x, cfg, policy, depths), y.to(policy.device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -69,23 +74,31 @@ def train_epoch(model, forward, loader, loss_fn, optimizer, cfg: ModelConfig, po
 
 @dataclass(frozen=True)
 class Validation:
-    """The held-out images, uint8 (N, 101, 101), and bool masks, resident on the device."""
+    """The held-out images, uint8 (N, 101, 101), bool masks and depths (N,), resident on the device."""
 
     images: torch.Tensor
     masks: torch.Tensor
+    depths: torch.Tensor
 
     @classmethod
-    def on(cls, policy: Policy, images: np.ndarray, masks: np.ndarray) -> Validation:
+    def on(cls, policy: Policy, images: np.ndarray, masks: np.ndarray, depths: np.ndarray) -> Validation:
         return cls(
-            torch.from_numpy(images).to(policy.device), torch.from_numpy(masks.astype(bool)).to(policy.device)
+            torch.from_numpy(images).to(policy.device),
+            torch.from_numpy(masks.astype(bool)).to(policy.device),
+            torch.from_numpy(depths.astype(np.float32)).to(policy.device),
         )
 
 
 @torch.inference_mode()
 def predict_logits(
-    forward: nn.Module, images: torch.Tensor, cfg: ModelConfig, policy: Policy, batch_size: int
+    forward: nn.Module,
+    images: torch.Tensor,
+    cfg: ModelConfig,
+    policy: Policy,
+    batch_size: int,
+    depths: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """float32 logits (N, 1, 101, 101) for uint8 images (N, 101, 101), both on the device.
+    """float32 logits (N, 1, 101, 101) for uint8 images (N, 101, 101) and depths (N,), on the device.
 
     The caller sets eval mode. The last batch is padded to `batch_size` (eval-mode BatchNorm
     treats images independently), so a compiled model sees one input shape.
@@ -93,10 +106,12 @@ def predict_logits(
     out = []
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size].float().div_(255.0).unsqueeze(1)
+        d = None if depths is None else depths[start : start + batch_size]
         n = len(x)
         if n < batch_size:
             x = torch.cat([x, x.new_zeros(batch_size - n, *x.shape[1:])])
-        out.append(logits_of(forward, x, cfg, policy)[:n])
+            d = None if d is None else torch.cat([d, d.new_zeros(batch_size - n)])
+        out.append(logits_of(forward, x, cfg, policy, d)[:n])
     return torch.cat(out)
 
 
@@ -106,7 +121,7 @@ def validate(
 ) -> dict[str, float]:  # noqa: ANN001 - model, forward, loss_fn
     """Validation loss, mean IoU and competition score at probability 0.5 (logit 0), one host read."""
     model.eval()
-    logits = predict_logits(forward, val.images, cfg, policy, batch_size)
+    logits = predict_logits(forward, val.images, cfg, policy, batch_size, val.depths)
     pred = logits[:, 0] > 0
     loss = loss_fn(logits, val.masks.float().unsqueeze(1))
     iou = iou_per_image_torch(val.masks, pred).mean()

@@ -92,15 +92,18 @@ def load_ensemble(
 
 
 def predict_masks(
-    ensemble: Ensemble, images: np.ndarray, keep_proba: bool = False
+    ensemble: Ensemble, images: np.ndarray, keep_proba: bool = False, depths: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """bool masks (N, 101, 101) and, if asked, float32 probabilities; one batch at a time."""
+    """bool masks (N, 101, 101) and, if asked, float32 probabilities; one batch at a time.
+
+    `depths` (N,): needed when the ensemble's models take them (`Ensemble.needs_depths`)."""
     n, step = len(images), ensemble.batch_size
     masks = np.zeros(images.shape, dtype=bool)
     proba = np.zeros(images.shape, dtype=np.float32) if keep_proba else None
     with progress.task(f"predict {n} images", total=-(-n // step)) as bar:
         for start in range(0, n, step):
-            batch = ensemble.predict_proba(images[start : start + step])
+            batch_depths = None if depths is None else depths[start : start + step]
+            batch = ensemble.predict_proba(images[start : start + step], batch_depths)
             masks[start : start + step] = ensemble.binarize(batch)
             if proba is not None:
                 proba[start : start + step] = batch
@@ -139,8 +142,9 @@ def run_predict(
     registry_json: Path = Path("registry.json"),
     prepared: Path | None = None,
 ) -> pd.DataFrame:
-    """Predict data_dir/test/images, write the submission (and probabilities); the table."""
-    from saltseg.data.tgs import read_test_images
+    """Predict data_dir/test/images (with their depths from data_dir/depths.csv when the models
+    take them), write the submission (and probabilities); the table."""
+    from saltseg.data.tgs import read_test_depths, read_test_images
 
     if batch_size is not None and batch_size < 1:
         raise SaltError(f"--batch-size: must be >= 1, got {batch_size}")
@@ -154,7 +158,8 @@ def run_predict(
         registry_json,
         prepared,
     )
-    masks, proba = predict_masks(ensemble, images, keep_proba=probabilities is not None)
+    depths = read_test_depths(data_dir, ids) if ensemble.needs_depths else None
+    masks, proba = predict_masks(ensemble, images, probabilities is not None, depths)
     table = write_submission(out_csv, ids, masks)
     if probabilities is not None:
         write_probabilities(probabilities, ids, proba)

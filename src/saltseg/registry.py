@@ -70,6 +70,10 @@ def read_metrics(metrics_path: Path) -> dict:
     return metrics
 
 
+def _takes_depths(checkpoints: dict[int, Path]) -> bool:
+    return any(checkpoint_config(p).depth_channel for p in checkpoints.values())
+
+
 def log_ensemble(name: str, checkpoints: dict[int, Path], thresholds_json: Path, batch_size: int):  # noqa: ANN201
     """Log the models-from-code pyfunc in the active run and register it as `name`; ModelInfo."""
     artifacts = {fold_key(k): str(p) for k, p in checkpoints.items()} | {THRESHOLDS_KEY: str(thresholds_json)}
@@ -80,7 +84,7 @@ def log_ensemble(name: str, checkpoints: dict[int, Path], thresholds_json: Path,
         code_paths=[str(PACKAGE_DIR)],
         model_config={"batch_size": batch_size, "device": "auto"},
         signature=ensemble_signature(),
-        input_example=input_example(),
+        input_example=input_example(depths=_takes_depths(checkpoints)),
         pip_requirements=requirements(),
         registered_model_name=name,
     )
@@ -96,7 +100,12 @@ def log_fold_model(name: str, fold: int, checkpoint: Path):  # noqa: ANN201
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    size = checkpoint_config(checkpoint).input_size
+    cfg = checkpoint_config(checkpoint)
+    if cfg.depth_channel:  # the export below feeds images only
+        raise SaltError(
+            f"{checkpoint}: model.depth_channel networks are not exported alone; register the ensemble only"
+        )
+    size = cfg.input_size
     spec = TensorSpec(np.dtype(np.float32), (-1, 1, size, size))
     # Two images: a batch of 1 would let torch.export pin the batch size too.
     example = np.random.default_rng(0).random((2, 1, size, size), dtype=np.float32)
@@ -226,7 +235,9 @@ def register(
             }  # fmt: skip
             for key, value in tags.items():
                 client.set_model_version_tag(name, str(version), key, str(value))
-            fold_models = log_fold_models(name, checkpoints, metrics.get("folds", {})) if folds_too else {}
+            # A fold's export takes images only: depth-channel folds are served by the ensemble alone.
+            if folds_too and not _takes_depths(checkpoints):
+                fold_models = log_fold_models(name, checkpoints, metrics.get("folds", {}))
         promotion = promote_if_better(client, name, alias, version, score)
         mlflow.log_metrics({"registered_version": float(version), "registered_score": score})
         mlflow.set_tag("saltseg.registered_model", f"{name}/{version}")

@@ -242,9 +242,11 @@ def train_fold(
     policy = dist.place(hardware.for_params(params))
     train_idx, val_idx = split
     transform = build_augment(params.augment, seed=params.train.seed)
-    dataset = SaltDataset(prepared.images[train_idx], prepared.masks[train_idx], transform)
+    dataset = SaltDataset(
+        prepared.images[train_idx], prepared.masks[train_idx], transform, prepared.depths[train_idx]
+    )
     loader = make_loader(dataset, params.train.batch_size, params.runtime, policy, dist)
-    val = Validation.on(policy, prepared.images[val_idx], prepared.masks[val_idx])
+    val = Validation.on(policy, prepared.images[val_idx], prepared.masks[val_idx], prepared.depths[val_idx])
     data_hash = prepared.fingerprint
     job = _Job(params, fold, paths, key, data_hash, policy, dist, loader, val, log, on_stage_start)
     run = _start(params, fold, paths, key, policy, dist)

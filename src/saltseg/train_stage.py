@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from saltseg import distributed, hardware, tracking
 from saltseg.config import Params, flat_params
 from saltseg.data.folds import fold_indices, load_folds
-from saltseg.data.prepared import load_prepared
+from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.loop import predict_logits
 from saltseg.plots import overlay_grid
 from saltseg.train import FoldPaths, load_resume_state, train_fold
@@ -34,7 +34,7 @@ def _fold_run_id(parent_id: str, params: Params, fold: int, resuming: bool) -> s
 
 
 def _validation_figure(
-    model_path: Path, images: np.ndarray, masks: np.ndarray, params: Params, out: Path
+    model_path: Path, prepared: Prepared, val_idx: np.ndarray, params: Params, out: Path
 ) -> None:
     import torch
 
@@ -42,10 +42,12 @@ def _validation_figure(
 
     policy = hardware.for_inference(params.train.precision, params.runtime)
     model = policy.place(load_checkpoint_model(model_path, device=policy.device))
+    images, masks = prepared.images[val_idx], prepared.masks[val_idx]
     # Show salt-bearing images first: empty tiles say little about boundary quality.
     order = np.argsort(-masks.reshape(len(masks), -1).mean(1), kind="stable")[:FIGURE_IMAGES]
     pixels = torch.from_numpy(images[order]).to(policy.device)
-    logits = predict_logits(model, pixels, params.model, policy, params.train.batch_size)
+    depths = torch.from_numpy(prepared.depths[val_idx][order].astype(np.float32)).to(policy.device)
+    logits = predict_logits(model, pixels, params.model, policy, params.train.batch_size, depths)
     pred = (logits[:, 0] > 0).cpu().numpy()
     titles = [f"val {i}" for i in order]
     overlay_grid(images[order], masks[order], pred, titles, out)
@@ -77,7 +79,7 @@ def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, pa
         monitor = params.train.monitor
         mlflow.set_tag("mlflow.runName", f"fold{fold} | {monitor} {metrics[f'best_{monitor}']:.3f}")
         figure = paths.out_dir / "validation.png"
-        _validation_figure(paths.best, prepared.images[split[1]], prepared.masks[split[1]], params, figure)
+        _validation_figure(paths.best, prepared, split[1], params, figure)
         for artifact in (paths.best, paths.history, paths.metrics, figure):
             mlflow.log_artifact(str(artifact))
     return metrics

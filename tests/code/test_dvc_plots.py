@@ -1,4 +1,5 @@
-"""`dvc plots show` on this project's dvc.yaml and .dvc/: offline, each curve once, a line per min area.
+"""`dvc plots show` on this project's dvc.yaml and .dvc/: offline, each curve once, a line per min area,
+a bar per coverage class.
 
 Runs the real `dvc plots show` in a temporary git + DVC repository holding the project's
 dvc.yaml, params.yaml and .dvc/ configuration and plot templates, with small CSVs in the
@@ -41,7 +42,14 @@ def _project(folder: Path) -> Path:
     grid = [{"threshold": t, "min_area": a, "score_tta": 0.6 + t / 10 - a / 1000, "score_no_tta": 0.5}
             for t in THRESHOLDS for a in MIN_AREAS]  # fmt: skip
     pd.DataFrame(grid).to_csv(folder / "eval" / "threshold_grid.csv", index=False)
-    for png in ("score_vs_threshold.png", "worst_predictions.png"):
+    by_class = {"class": [0, 1, 3], "n_images": [40, 7, 12], "score": [0.9, 0.2, 0.6], "iou": [0.9, 0.3, 0.7]}
+    pd.DataFrame(by_class).to_csv(folder / "eval" / "coverage_classes.csv", index=False)
+    for png in (
+        "score_vs_threshold.png",
+        "worst_predictions.png",
+        "score_by_coverage.png",
+        "worst_by_class.png",
+    ):
         (folder / "eval" / png).write_bytes(PNG)
     return folder
 
@@ -85,3 +93,17 @@ def test_dvc_plots_show_is_offline_draws_each_curve_once_and_a_line_per_min_area
         points = pd.DataFrame(spec["data"]["values"])
         assert sorted(points["min_area"].astype(int).unique()) == list(MIN_AREAS)
         assert not points.duplicated(["min_area", "threshold"]).any()
+
+    class_specs = [s for s in specs if s["data"]["values"][0].get("filename") == "eval/coverage_classes.csv"]
+    assert len(class_specs) == 1
+    bars = class_specs[0]
+    # A bar per class with its score, and the image count written over it.
+    assert [layer["mark"]["type"] for layer in bars["layer"]] == ["bar", "text"]
+    assert bars["encoding"]["y"]["field"] == "score"
+    assert {"calculate": "'n=' + datum.n_images", "as": "count"} in bars["transform"]
+    points = pd.DataFrame(bars["data"]["values"])
+    assert points["class"].astype(int).tolist() == [0, 1, 3]
+    assert points["n_images"].astype(int).tolist() == [40, 7, 12]
+    images = {s for s in re.findall(r"<img[^>]*>", html)}
+    for png in ("score_by_coverage.png", "worst_by_class.png"):
+        assert any(png in tag for tag in images), png

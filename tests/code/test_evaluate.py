@@ -270,8 +270,21 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     }  # fmt: skip
     grid = pd.read_csv(tmp_path / "eval" / "threshold_grid.csv")
     assert len(grid) == 3 * 2 and {"threshold", "min_area", "score_tta", "score_no_tta"} <= set(grid.columns)
-    for png in ("score_vs_threshold.png", "worst_predictions.png"):
+    for png in (
+        "score_vs_threshold.png",
+        "worst_predictions.png",
+        "score_by_coverage.png",
+        "worst_by_class.png",
+    ):
         assert (tmp_path / "eval" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Per coverage class: 8 empty masks (i % 3 == 0), 16 with a 30 x 35 salt box. IoU by hand: the
+    # 4 empty truths fold 1 leaves empty have IoU 1, the rest 0; the 8 boxes fold 0 calls all salt
+    # 1050 / 10201, the 8 that fold 1 calls empty 0.
+    box_iou = 8 * (30 * 35 / 101**2) / 16
+    by_class = pd.read_csv(tmp_path / "eval" / "coverage_classes.csv")
+    assert by_class["class"].tolist() == [0, 1] and by_class["n_images"].tolist() == [8, 16]
+    np.testing.assert_allclose(by_class["score"], [0.5, 0.0])
+    np.testing.assert_allclose(by_class["iou"], [0.5, box_iou], atol=1e-6)
     assert "threshold 0.4, min salt area 0" in out and "without" in out
     assert "tuned on these predictions (optimistic)" in out
     assert f"nested (post-processing chosen on the other folds) {4 / 24:.4f}" in out
@@ -283,8 +296,17 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     assert parent[0].data.metrics["oof_score"] == pytest.approx(metrics["score"])
     assert parent[0].data.metrics["oof_folds_fold1"] == pytest.approx(4 / 12)
     assert parent[0].data.metrics["oof_score_nested"] == pytest.approx(4 / 24)
+    logged_metrics = parent[0].data.metrics
+    assert (logged_metrics["class00_score"], logged_metrics["class00_n_images"]) == (0.5, 8)
+    assert (logged_metrics["class01_score"], logged_metrics["class01_n_images"]) == (0.0, 16)
+    assert logged_metrics["class01_iou"] == pytest.approx(box_iou, abs=1e-6)
     logged = {a.path for a in MlflowClient().list_artifacts(parent[0].info.run_id, "evaluate")}
     assert {"evaluate/thresholds.json", "evaluate/score_vs_threshold.png", "evaluate/evaluate.json"} <= logged
+    assert {
+        "evaluate/coverage_classes.csv",
+        "evaluate/score_by_coverage.png",
+        "evaluate/worst_by_class.png",
+    } <= logged
 
 
 def test_evaluate_tunes_on_the_grid_and_min_score_fails_after_writing(tmp_path, monkeypatch, capsys):

@@ -191,7 +191,7 @@ def _epoch_batches(num_workers: int, seed: int) -> list[torch.Tensor]:
     dataset = SaltDataset(np.stack([image] * 16), np.zeros((16, 101, 101), bool), build_augment(AUGMENT, 0))
     loader = make_loader(dataset, 4, RuntimeConfig(num_workers=num_workers), FP32_CPU, Context())
     loader.batch_sampler.set_epoch(seed)
-    return [x for x, _ in loader]
+    return [x for x, _, _ in loader]
 
 
 def test_each_batch_draws_its_own_augmentations_whichever_worker_loads_it():

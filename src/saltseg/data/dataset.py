@@ -59,28 +59,30 @@ class EpochBatches(Sampler[SeededBatch]):
 
 
 class SaltDataset(Dataset):
-    """(image, mask) pairs as float32 (1, 101, 101) tensors, optionally augmented.
+    """(image, mask, depth): float32 (1, 101, 101) tensors, optionally augmented, and a float32 scalar.
 
     `transform` is an albumentations Compose taking `image` and `mask` (uint8). A DataLoader
     whose batch_sampler yields `SeededBatch`es reseeds it once per batch (`__getitems__`).
+    `depths` (N,) default to zeros, for models without model.depth_channel, which never see them.
     """
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray, transform=None) -> None:  # noqa: ANN001
+    def __init__(self, images: np.ndarray, masks: np.ndarray, transform=None, depths=None) -> None:  # noqa: ANN001
         self.images, self.masks, self.transform = images, masks.astype(np.uint8), transform
+        self.depths = np.zeros(len(images), np.float32) if depths is None else np.asarray(depths, np.float32)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         image, mask = self.images[i], self.masks[i]
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         x = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0)[None]
         y = torch.from_numpy(np.ascontiguousarray(mask)).float()[None]
-        return x, y
+        return x, y, torch.tensor(self.depths[i])
 
-    def __getitems__(self, batch: SeededBatch | list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def __getitems__(self, batch: SeededBatch | list[int]) -> list[tuple[torch.Tensor, ...]]:
         if isinstance(batch, SeededBatch):
             if self.transform is not None:
                 self.transform.set_random_seed(batch.seed)

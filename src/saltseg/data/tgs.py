@@ -213,6 +213,14 @@ def read_test_images(folder: str | Path) -> tuple[list[str], np.ndarray]:
     return ids, images
 
 
+def read_test_depths(folder: str | Path, ids: list[str]) -> np.ndarray:
+    """folder/depths.csv -> int32 (N,) depths of `ids`, in their order; SaltError naming a missing one."""
+    path = Path(folder) / "depths.csv"
+    depths = _read_depths(path)
+    _check_depths(path, depths, ids, "test")
+    return np.array([depths[k] for k in ids], dtype=np.int32)
+
+
 def _decode_all(train_csv: Path) -> dict[str, np.ndarray]:
     """train.csv -> {id: bool (101,101) mask decoded from its RLE}."""
     decoded = {}

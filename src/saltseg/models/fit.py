@@ -45,3 +45,13 @@ def to_original(logits: torch.Tensor, cfg: ModelConfig, size: int = 101) -> torc
     top, _ = _pads(size, logits.shape[-2])
     left, _ = _pads(size, logits.shape[-1])
     return logits[..., top : top + size, left : left + size]
+
+
+def extra_inputs(cfg: ModelConfig, depths: object, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The forward arguments after the image batch: (depths float32 (N,),) for a model with
+    `model.depth_channel`, else none, so a model without it is called exactly as before."""
+    if not cfg.depth_channel:
+        return ()
+    if depths is None:
+        raise SaltError("depths: this model has model.depth_channel and needs the depth of every image")
+    return (torch.as_tensor(depths, dtype=torch.float32).to(device, non_blocking=True),)

@@ -8,7 +8,8 @@ concatenated with the encoder's features of the same level (the skip connection)
 Switches from the top TGS solutions, all off in the seed (ModelConfig): `scse` recalibrates
 every decoder level's output with scSE attention; `hypercolumn` feeds the head every decoder
 level, upsampled to full resolution, instead of the last one only; `coord_channels` adds the
-pixel's vertical position as an input channel.
+pixel's vertical position as an input channel and `depth_channel` the tile's depth as a
+constant one.
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from saltseg.config import ModelConfig
+from saltseg.errors import SaltError
 from saltseg.models.blocks import SCSE, conv3x3, preact_stage
 from saltseg.models.registry import check_size, register
+
+# Depths in TGS run 50..959 (feet or metres, unstated): /1000 puts the channel in [0, 1), the
+# scale of the image channel (pixels / 255), so the stem starts with both on an equal footing.
+# A fixed constant, not the training set's statistics: a checkpoint needs no stored scaler,
+# and every fold, evaluate and the served model map a depth to the same input.
+DEPTH_SCALE = 1000.0
 
 
 def vertical_position(x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +42,10 @@ def vertical_position(x: torch.Tensor) -> torch.Tensor:
 
 
 class PreActResUNet(nn.Module):
-    """(N, 1, S, S) float32 -> (N, 1, S, S) logits; S must be divisible by 2**depth."""
+    """(N, 1, S, S) float32 -> (N, 1, S, S) logits; S must be divisible by 2**depth.
+
+    With `depth_channel`, forward also takes the tiles' depths, float (N,), as in depths.csv.
+    """
 
     def __init__(
         self,
@@ -45,14 +56,16 @@ class PreActResUNet(nn.Module):
         scse: bool = False,
         hypercolumn: bool = False,
         coord_channels: bool = False,
+        depth_channel: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1 or start_filters < 1 or blocks_per_level < 1:
             raise ValueError("depth, start_filters and blocks_per_level must be >= 1")
         widths = [start_filters * 2**i for i in range(depth + 1)]
-        self.depth, self.hypercolumn, self.coord_channels = depth, hypercolumn, coord_channels
+        self.depth, self.hypercolumn = depth, hypercolumn
+        self.coord_channels, self.depth_channel = coord_channels, depth_channel
         # no BN before: the first unit normalises
-        self.stem = conv3x3(1 + coord_channels, widths[0], bias=True)
+        self.stem = conv3x3(1 + coord_channels + depth_channel, widths[0], bias=True)
         self.encoder = nn.ModuleList(
             preact_stage(widths[max(i - 1, 0)], widths[i], blocks_per_level) for i in range(depth)
         )
@@ -80,11 +93,17 @@ class PreActResUNet(nn.Module):
             nn.BatchNorm2d(head_in), nn.ReLU(inplace=True), *fuse, nn.Conv2d(widths[0], 1, 1)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, depths: torch.Tensor | None = None) -> torch.Tensor:
         for size in x.shape[-2:]:
             check_size(int(size), 2**self.depth, f"preact_resunet (depth {self.depth})")
         if self.coord_channels:
             x = torch.cat([x, vertical_position(x)], dim=1)
+        if self.depth_channel:
+            if depths is None or depths.shape != (len(x),):
+                shape = None if depths is None else tuple(depths.shape)
+                raise SaltError(f"model.depth_channel: needs one depth per image ({len(x)},), got {shape}")
+            plane = (depths.to(x.dtype) / DEPTH_SCALE).view(-1, 1, 1, 1).expand(-1, 1, *x.shape[-2:])
+            x = torch.cat([x, plane], dim=1)
         x = self.stem(x)
         skips = []
         for stage in self.encoder:
@@ -109,11 +128,7 @@ class PreActResUNet(nn.Module):
 def build_preact_resunet(cfg: ModelConfig) -> nn.Module:
     check_size(cfg.input_size, 2**cfg.depth, f"model.input_size (preact_resunet, depth {cfg.depth})")
     return PreActResUNet(
-        cfg.start_filters,
-        cfg.depth,
-        cfg.blocks_per_level,
-        cfg.dropout,
-        cfg.scse,
-        cfg.hypercolumn,
-        cfg.coord_channels,
-    )
+        cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout,
+        scse=cfg.scse, hypercolumn=cfg.hypercolumn, coord_channels=cfg.coord_channels,
+        depth_channel=cfg.depth_channel,
+    )  # fmt: skip

@@ -39,9 +39,35 @@ def ensemble_signature():  # noqa: ANN201 - mlflow types are imported lazily
     return ModelSignature(outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, TILE, TILE))]))
 
 
-def input_example(n: int = 2) -> np.ndarray:
-    """float32 (n, 101, 101): layered seismic-looking rows with a quiet block, values 0..255."""
+def input_example(n: int = 2, depths: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+    """float32 (n, 101, 101): layered seismic-looking rows with a quiet block, values 0..255;
+    with `depths`, {"images": those, "depths": float32 (n,)}, the input of depth-channel models."""
     rows = 128 + 60 * np.sin(np.arange(101) / 3.0)
     images = np.repeat(np.repeat(rows[None, :, None], 101, axis=2), n, axis=0).astype(np.float32)
     images[:, 40:80, 30:70] = 128.0
+    if depths:
+        return {"images": images, "depths": np.linspace(200, 800, n, dtype=np.float32)}
     return images
+
+
+def split_input(model_input: object, needs_depths: bool) -> tuple[object, object]:
+    """(images, depths or None) from a request: the images alone, or {"images": ..., "depths": ...}.
+
+    Models with model.depth_channel need the dict form; the others take either (and ignore
+    depths). A missing part is a one-line SaltError naming it; the values are checked later.
+    """
+    from saltseg.errors import SaltError
+
+    if isinstance(model_input, dict):
+        unknown = sorted(set(model_input) - {"images", "depths"})
+        if unknown or "images" not in model_input:
+            keys = ", ".join(map(repr, sorted(model_input))) or "none"
+            raise SaltError(f"input: expected the keys 'images' and (for this model) 'depths', got {keys}")
+        images, depths = model_input["images"], model_input.get("depths")
+    else:
+        images, depths = model_input, None
+    if needs_depths and depths is None:
+        raise SaltError(
+            'depths: missing; this model takes each image\'s depth: send {"images": [...], "depths": [...]}'
+        )
+    return images, depths if needs_depths else None

@@ -15,7 +15,7 @@ from mlflow.pyfunc import PythonModel
 
 from saltseg.errors import SaltError
 from saltseg.inference import Ensemble, as_images
-from saltseg.serving import MAX_BATCH, THRESHOLDS_KEY
+from saltseg.serving import MAX_BATCH, THRESHOLDS_KEY, split_input
 
 
 class BadImages(MlflowException):
@@ -56,13 +56,16 @@ class SaltEnsemble(PythonModel):
     def predict(self, context, model_input: np.ndarray, params: dict | None = None) -> np.ndarray:  # noqa: ANN001
         """images (N, 101, 101), values 0..255 -> uint8 (N, 101, 101) masks (1 = salt).
 
-        Bad input (see `as_images`) and more than `max_batch` images: BadImages (HTTP 400).
+        Models with model.depth_channel take {"images": (N, 101, 101), "depths": (N,)}
+        (`split_input`). Bad input (see `as_images`, `as_depths`) and more than `max_batch`
+        images: BadImages (HTTP 400).
         """
         try:
-            images = as_images(model_input)
+            raw_images, depths = split_input(model_input, self.ensemble.needs_depths)
+            images = as_images(raw_images)
             if len(images) > self.max_batch:
                 raise SaltError(f"images: {len(images)} in one request, at most {self.max_batch}")
-            return self.ensemble.predict_masks(images).astype(np.uint8)
+            return self.ensemble.predict_masks(images, depths).astype(np.uint8)
         except SaltError as exc:
             raise BadImages(str(exc)) from None
 
