@@ -123,6 +123,9 @@ class ModelConfig:
     encoder: str = "resnet34"
     encoder_weights: str | None = None  # local file only; nothing is downloaded
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16)
+    # preact_resunet: an image-level "has salt" logit and deep-supervision logits per decoder
+    # level (train.aux_weight, train.empty_weight); in eval mode images it calls empty get no salt.
+    empty_head: bool = False
 
     def __post_init__(self) -> None:
         _one_of("name", self.name, MODEL_NAMES)
@@ -137,6 +140,9 @@ class ModelConfig:
         _require(bool(self.encoder), "encoder", "a timm model name", self.encoder)
         channels = list(self.decoder_channels)
         _require(bool(channels) and min(channels) >= 1, "decoder_channels", "widths >= 1", channels)
+        if self.empty_head:  # a switch that some model ignored would measure nothing
+            rule = f"false with name {self.name!r} (only preact_resunet has the head)"
+            _require(self.name == "preact_resunet", "empty_head", rule, self.empty_head)
         if self.name == "preact_resunet":  # each of `depth` levels halves the size
             check_size(self.input_size, 2**self.depth, f"input_size (preact_resunet, depth {self.depth})")
         # timm_unet's multiple is its encoder's deepest stride, known only once timm builds it:
@@ -191,6 +197,10 @@ class TrainConfig:
     # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
     # A results knob: validation, evaluation and serving predict in the same precision.
     precision: str = "auto"  # auto | bf16 | fp32
+    # Only with model.empty_head: weights of the deep-supervision loss (the stage loss of each
+    # decoder level, on the images with salt) and of the has-salt BCE, added to the stage loss.
+    aux_weight: float = 0.1
+    empty_weight: float = 0.05
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
@@ -199,6 +209,8 @@ class TrainConfig:
         _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
         _one_of("scheduler", self.scheduler, SCHEDULERS)
         _one_of("monitor", self.monitor, MONITORS)
+        _require(self.aux_weight >= 0, "aux_weight", ">= 0", self.aux_weight)
+        _require(self.empty_weight >= 0, "empty_weight", ">= 0", self.empty_weight)
 
 
 @dataclass(frozen=True)

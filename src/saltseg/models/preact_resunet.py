@@ -13,14 +13,23 @@ from torch import nn
 
 from saltseg.config import ModelConfig
 from saltseg.models.blocks import conv3x3, preact_stage
+from saltseg.models.heads import EmptyHead, SegOutput
 from saltseg.models.registry import check_size, register
 
 
 class PreActResUNet(nn.Module):
-    """(N, 1, S, S) float32 -> (N, 1, S, S) logits; S must be divisible by 2**depth."""
+    """(N, 1, S, S) float32 -> (N, 1, S, S) logits; S must be divisible by 2**depth.
+
+    With `empty_head`, training mode returns a SegOutput and eval mode gated logits (models/heads.py).
+    """
 
     def __init__(
-        self, start_filters: int = 16, depth: int = 4, blocks_per_level: int = 1, dropout: float = 0.0
+        self,
+        start_filters: int = 16,
+        depth: int = 4,
+        blocks_per_level: int = 1,
+        dropout: float = 0.0,
+        empty_head: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1 or start_filters < 1 or blocks_per_level < 1:
@@ -46,8 +55,9 @@ class PreActResUNet(nn.Module):
         self.head = nn.Sequential(
             nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True), nn.Conv2d(widths[0], 1, 1)
         )
+        self.empty_head = EmptyHead(widths) if empty_head else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | SegOutput:
         for size in x.shape[-2:]:
             check_size(int(size), 2**self.depth, f"preact_resunet (depth {self.depth})")
         x = self.stem(x)
@@ -57,13 +67,20 @@ class PreActResUNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(self.dropout(x))
+        bottleneck, levels = x, []
         for i in reversed(range(self.depth)):
             x = torch.cat([self.up[i](x), skips[i]], dim=1)
             x = self.decoder[i](self.dropout(x))
-        return self.head(x)
+            levels.append(x)
+        logits = self.head(x)
+        if self.empty_head is None:
+            return logits
+        return self.empty_head(logits, bottleneck, levels)
 
 
 @register("preact_resunet")
 def build_preact_resunet(cfg: ModelConfig) -> nn.Module:
     check_size(cfg.input_size, 2**cfg.depth, f"model.input_size (preact_resunet, depth {cfg.depth})")
-    return PreActResUNet(cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout)
+    return PreActResUNet(
+        cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout, empty_head=cfg.empty_head
+    )
