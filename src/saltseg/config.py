@@ -32,7 +32,13 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "constant")
 MONITORS = ("val_loss", "val_iou", "val_score")  # columns of the per-epoch history
 MINIMISED = ("val_loss",)  # monitors where lower is better; the others are maximised
-PREACT_SWITCHES = ("scse", "hypercolumn", "coord_channels", "depth_channel")  # preact_resunet only
+PREACT_SWITCHES = (
+    "scse",
+    "hypercolumn",
+    "coord_channels",
+    "depth_channel",
+    "empty_head",
+)  # preact_resunet only
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -124,7 +130,10 @@ class ModelConfig:
     hypercolumn: bool = False  # the head reads every decoder level, upsampled, not the last only
     coord_channels: bool = False  # the pixel's vertical position as an extra input channel
     depth_channel: bool = False  # the tile's depth (depths.csv) as a constant second input channel
-    # timm_unet
+    # An image-level "has salt" logit and deep-supervision logits per decoder level
+    # (train.aux_weight, train.empty_weight); in eval mode images it calls empty get no salt.
+    empty_head: bool = False
+    # timm_unet only
     encoder: str = "resnet34"
     encoder_weights: str | None = None  # local file only; nothing is downloaded
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16)
@@ -201,6 +210,10 @@ class TrainConfig:
     # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
     # A results knob: validation, evaluation and serving predict in the same precision.
     precision: str = "auto"  # auto | bf16 | fp32
+    # Only with model.empty_head: weights of the deep-supervision loss (the stage loss of each
+    # decoder level, on the images with salt) and of the has-salt BCE, added to the stage loss.
+    aux_weight: float = 0.1
+    empty_weight: float = 0.05
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
@@ -209,6 +222,8 @@ class TrainConfig:
         _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
         _one_of("scheduler", self.scheduler, SCHEDULERS)
         _one_of("monitor", self.monitor, MONITORS)
+        _require(self.aux_weight >= 0, "aux_weight", ">= 0", self.aux_weight)
+        _require(self.empty_weight >= 0, "empty_weight", ">= 0", self.empty_weight)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from saltseg.distributed import Context
 from saltseg.hardware import Policy
 from saltseg.metrics import iou_per_image_torch, score_per_image_torch
 from saltseg.models.fit import extra_inputs, to_input, to_original
+from saltseg.models.heads import SegOutput
 
 
 def make_loader(
@@ -46,18 +47,28 @@ def make_loader(
 
 def logits_of(
     forward: nn.Module, x: torch.Tensor, cfg: ModelConfig, policy: Policy, depths: torch.Tensor | None = None
-) -> torch.Tensor:
+) -> torch.Tensor | SegOutput:
     """float (B, 1, 101, 101) tiles in [0, 1] on any device -> float32 logits, same shape, on the device.
 
-    `depths` (B,) reach the model only when it has model.depth_channel."""
+    `depths` (B,) reach the model only when it has model.depth_channel. A model with the empty
+    head in training mode answers a SegOutput: its logits and aux logits come back the same
+    way, its has_salt logits (B,) as float32.
+    """
     extra = extra_inputs(cfg, depths, policy.device)
     x = policy.batch(to_input(x.to(policy.device, non_blocking=True), cfg))
     with policy.autocast():
-        return to_original(forward(x, *extra), cfg).float()
+        out = forward(x, *extra)
+        if isinstance(out, SegOutput):
+            original = tuple(to_original(t, cfg).float() for t in (out.logits, *out.aux))
+            return SegOutput(original[0], original[1:], out.has_salt.float())
+        return to_original(out, cfg).float()
 
 
 def train_epoch(model, forward, loader, loss_fn, optimizer, cfg: ModelConfig, policy: Policy, bar) -> float:  # noqa: ANN001
-    """One pass over the loader (`forward` is `model`, maybe compiled); returns the mean loss."""
+    """One pass over the loader (`forward` is `model`, maybe compiled); returns the mean loss.
+
+    `loss_fn` takes what the model answers in training mode: logits, or a SegOutput
+    (saltseg.losses.get_train_loss takes both)."""
     model.train()
     total = torch.zeros((), device=policy.device)
     count = 0

@@ -1,12 +1,13 @@
 """Losses on logits: BCE and the Lovasz hinge (Berman et al. 2018, "The Lovasz-Softmax loss").
 
 Both take logits and {0, 1} targets of the same number of pixels per image, shaped
-(N, 1, H, W) or (N, H, W), and return a scalar float32 tensor.
+(N, 1, H, W) or (N, H, W), and return a scalar float32 tensor (their `_per_image` forms
+one float32 value per image). `empty_head_loss` combines them for model.empty_head.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import torch
@@ -16,6 +17,8 @@ from saltseg.config import LOSSES
 from saltseg.errors import SaltError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Takes plain logits or a model's training-mode (logits, aux, has_salt); see get_train_loss.
+TrainLossFn = Callable[[torch.Tensor | Sequence, torch.Tensor], torch.Tensor]
 
 
 def _flat(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,10 +74,79 @@ def lovasz_hinge(
     return _lovasz_rows(x, y, elu).mean()
 
 
+def _unknown(name: str) -> SaltError:
+    return SaltError(f"train.stages.loss: unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+
+
+def bce_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with logits of each image, averaged over its pixels; (N,)."""
+    x, y = _flat(logits, targets)
+    return F.binary_cross_entropy_with_logits(x, y, reduction="none").mean(dim=1)
+
+
+def lovasz_per_image(logits: torch.Tensor, targets: torch.Tensor, elu: bool = False) -> torch.Tensor:
+    """The Lovasz hinge of each image; (N,). `lovasz_hinge(per_image=True)` is their mean."""
+    return _lovasz_rows(*_flat(logits, targets), elu)
+
+
+def image_losses(name: str, elu: bool = False) -> LossFn:
+    """The loss called `name` per image, (logits, targets) -> (N,): the stage loss is their
+    mean (for BCE because every image has as many pixels)."""
+    if name == "bce":
+        return bce_per_image
+    if name == "lovasz":
+        return partial(lovasz_per_image, elu=elu)
+    raise _unknown(name)
+
+
+def empty_head_loss(
+    logits: torch.Tensor,
+    aux: Sequence[torch.Tensor],
+    has_salt: torch.Tensor,
+    targets: torch.Tensor,
+    stage_loss: LossFn,
+    image_loss: LossFn,
+    aux_weight: float,
+    empty_weight: float,
+) -> torch.Tensor:
+    """The loss of a model with the empty head (models/heads.py); a scalar float32 tensor.
+
+    stage_loss(logits, targets) + aux_weight * mean over the levels of the mean of
+    image_loss(aux level, targets) over the images with salt + empty_weight *
+    BCE(has_salt, targets non-empty). logits and each aux (N, 1, H, W), has_salt (N,),
+    targets {0, 1} (N, 1, H, W). Empty images teach the decoder levels nothing the has-salt
+    head does not learn better, so deep supervision sees salt only. The masked mean is a
+    weighted sum, not an index: no host sync, and a batch without salt still sends a (zero)
+    gradient through every output, as DDP requires of each parameter.
+    """
+    n = targets.shape[0]
+    salt = (targets.reshape(n, -1) > 0).any(dim=1).float()
+    loss = stage_loss(logits, targets)
+    if aux:
+        per_level = [(image_loss(level, targets) * salt).sum() / salt.sum().clamp(min=1) for level in aux]
+        loss = loss + aux_weight * torch.stack(per_level).mean()
+    return loss + empty_weight * F.binary_cross_entropy_with_logits(has_salt.float(), salt)
+
+
+def get_train_loss(name: str, elu: bool, aux_weight: float, empty_weight: float) -> TrainLossFn:
+    """The training loss of a stage: the loss `name` on plain logits, and `empty_head_loss`
+    on the (logits, aux, has_salt) a model with the empty head returns in training mode."""
+    stage_loss, image_loss = get_loss(name, elu), image_losses(name, elu)
+
+    def loss(output: torch.Tensor | Sequence, targets: torch.Tensor) -> torch.Tensor:
+        if isinstance(output, torch.Tensor):
+            return stage_loss(output, targets)
+        logits, aux, has_salt = output
+        args = (stage_loss, image_loss, aux_weight, empty_weight)
+        return empty_head_loss(logits, aux, has_salt, targets, *args)
+
+    return loss
+
+
 def get_loss(name: str, elu: bool = False) -> LossFn:
     """The loss called `name` ("bce" | "lovasz") as a callable(logits, targets) -> scalar."""
     if name == "bce":
         return bce
     if name == "lovasz":
         return partial(lovasz_hinge, per_image=True, elu=elu)
-    raise SaltError(f"train.stages.loss: unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+    raise _unknown(name)

@@ -40,7 +40,7 @@ from saltseg.data.prepared import Prepared
 from saltseg.distributed import Context
 from saltseg.hardware import Policy
 from saltseg.loop import Validation, make_loader, train_epoch, validate
-from saltseg.losses import get_loss
+from saltseg.losses import get_train_loss
 from saltseg.models import build_model, save_checkpoint
 
 HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "val_loss", "val_iou", "val_score")
@@ -161,7 +161,8 @@ def _train_stage(s: int, run: _Fold, job: _Job) -> None:
     """Stage `s` from its first (or resumed) epoch to its last; saves the resume state every epoch."""
     cfg = job.params.train
     stage = cfg.stages[s]
-    loss_fn = get_loss(stage.loss, elu=cfg.lovasz_elu)
+    # On plain logits (validation; models without the empty head) this is the stage's loss.
+    loss_fn = get_train_loss(stage.loss, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight)
     optimizer = make_optimizer(run.model, cfg, stage.lr)
     scheduler = make_scheduler(optimizer, cfg, stage.epochs)
     first_epoch = run.first_epoch(s)

@@ -81,6 +81,12 @@ BAD_VALUES = [
         {"train": {"monitor": "val_loss_typo"}},
         "train.monitor: unknown 'val_loss_typo'; valid: val_loss, val_iou, val_score",
     ),
+    ({"train": {"aux_weight": -0.1}}, "train.aux_weight: must be >= 0, got -0.1"),
+    ({"train": {"empty_weight": float("nan")}}, "train.empty_weight: must be >= 0, got nan"),
+    (
+        {"model": {"name": "timm_unet", "empty_head": True}},
+        "model.empty_head: must be false unless name is preact_resunet, got True",
+    ),
     ({"model": {"start_filters": 0}}, "model.start_filters: must be >= 1, got 0"),
     ({"model": {"depth": 0}}, "model.depth: must be >= 1, got 0"),
     ({"model": {"blocks_per_level": 0}}, "model.blocks_per_level: must be >= 1, got 0"),

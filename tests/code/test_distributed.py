@@ -54,6 +54,33 @@ def test_global_batch_is_split_evenly_over_the_ranks():
         dist.batch_size(30)
 
 
+def test_ddp_finds_every_output_of_the_empty_head_in_the_loss(tmp_path):
+    """DDP (no unused parameters) refuses the step after one in which a parameter got no
+    gradient: a batch without salt, whose deep-supervision term is zero, must still reach all."""
+    import torch.distributed as tdist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from saltseg.config import ModelConfig
+    from saltseg.hardware import FP32_CPU
+    from saltseg.loop import logits_of
+    from saltseg.losses import get_train_loss
+    from saltseg.models import build_model
+
+    cfg = ModelConfig(input_size=32, start_filters=4, depth=3, empty_head=True)
+    tdist.init_process_group("gloo", store=tdist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        model = build_model(cfg).train()
+        ddp, loss_fn = DistributedDataParallel(model), get_train_loss("lovasz", False, 0.1, 0.05)
+        x, salt = torch.rand(2, 1, 101, 101), torch.zeros(2, 1, 101, 101)
+        salt[0, :, :30, :30] = 1
+        for targets in (torch.zeros_like(salt), salt, torch.zeros_like(salt)):
+            loss_fn(logits_of(ddp, x, cfg, FP32_CPU), targets).backward()
+        assert all(p.grad is not None for p in model.parameters())
+    finally:
+        tdist.destroy_process_group()
+
+
 def _torchrun_fold(tiny_data, folder: Path, lovasz_epochs: int) -> list[str]:
     """`torchrun --nproc-per-node 2 -m saltseg train ...`: fold 0 of the tiny data in two gloo processes."""
     prepared, folds = tiny_data

@@ -10,7 +10,16 @@ import torch
 import torch.nn.functional as F
 
 from saltseg.errors import SaltError
-from saltseg.losses import bce, get_loss, lovasz_hinge
+from saltseg.losses import (
+    bce,
+    bce_per_image,
+    empty_head_loss,
+    get_loss,
+    get_train_loss,
+    image_losses,
+    lovasz_hinge,
+    lovasz_per_image,
+)
 
 
 def jaccard_loss_of_set(mistakes: np.ndarray, labels: np.ndarray) -> float:
@@ -142,3 +151,80 @@ def test_get_loss() -> None:
 def test_mismatched_shapes_fail() -> None:
     with pytest.raises(ValueError, match="do not match"):
         lovasz_hinge(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 5))
+
+
+# --- the empty head's loss (model.empty_head) ------------------------------------------------
+
+LN3 = math.log(3.0)
+
+
+def test_per_image_losses_average_to_the_stage_losses() -> None:
+    logits = torch.randn(4, 1, 5, 5, generator=torch.Generator().manual_seed(0))
+    labels = (torch.rand(4, 1, 5, 5, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    labels[0] = 0
+    assert bce_per_image(logits, labels).shape == (4,)
+    assert bce_per_image(logits, labels).mean().item() == pytest.approx(bce(logits, labels).item())
+    for elu in (False, True):
+        rows = lovasz_per_image(logits, labels, elu=elu)
+        assert rows.mean().item() == pytest.approx(lovasz_hinge(logits, labels, elu=elu).item())
+        assert torch.equal(image_losses("lovasz", elu)(logits, labels), rows)
+    assert image_losses("bce") is bce_per_image
+    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, lovasz"):
+        image_losses("dice")
+
+
+def test_empty_head_loss_hand_computed_with_bce() -> None:
+    # Two images of 1 x 2 pixels: image 0 has salt [1, 0], image 1 none.
+    targets = torch.tensor([[[[1.0, 0.0]]], [[[0.0, 0.0]]]])
+    logits = torch.zeros(2, 1, 1, 2)  # every pixel: BCE ln 2
+    # Level a: image 0 at logit 0 (ln 2); image 1 badly wrong, but it has no salt: ignored.
+    level_a = torch.tensor([[[[0.0, 0.0]]], [[[5.0, 5.0]]]])
+    # Level b: image 0 right with margin ln 3: each pixel -ln(3/4) = ln(4/3).
+    level_b = torch.tensor([[[[LN3, -LN3]]], [[[9.0, 9.0]]]])
+    has_salt = torch.tensor([LN3, -LN3])  # both right: BCE ln(4/3) each
+    got = empty_head_loss(logits, (level_a, level_b), has_salt, targets, bce, bce_per_image, 0.1, 0.05)
+    aux = (math.log(2) + math.log(4 / 3)) / 2
+    expected = math.log(2) + 0.1 * aux + 0.05 * math.log(4 / 3)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_empty_head_loss_hand_computed_with_lovasz() -> None:
+    # Image 0: labels [1, 1, 0], logits [2, 0, -0.5]: Lovasz 7/12 (test_hand_computed_value).
+    # Image 1 empty, logits [1, 1, 1]: every error 2, its loss 2; the stage loss sees it, the
+    # deep supervision does not: stage (7/12 + 2) / 2 = 31/24, aux 7/12.
+    targets = torch.tensor([[[[1.0, 1.0, 0.0]]], [[[0.0, 0.0, 0.0]]]])
+    logits = torch.tensor([[[[2.0, 0.0, -0.5]]], [[[1.0, 1.0, 1.0]]]])
+    stage, rows = get_loss("lovasz"), image_losses("lovasz")
+    got = empty_head_loss(logits, (logits,), torch.zeros(2), targets, stage, rows, 1.0, 0.0)
+    assert got.item() == pytest.approx(31 / 24 + 7 / 12, abs=1e-6)
+    # Without decoder levels to supervise (depth 1) only the has-salt term is added: ln 2.
+    alone = empty_head_loss(logits, (), torch.zeros(2), targets, stage, rows, 1.0, 1.0)
+    assert alone.item() == pytest.approx(31 / 24 + math.log(2), abs=1e-6)
+
+
+def test_batch_without_salt_still_reaches_every_output() -> None:
+    """DDP needs a gradient for every parameter each step, a zero one included."""
+    targets = torch.zeros(3, 1, 4, 4)
+    logits, level = torch.randn(3, 1, 4, 4, requires_grad=True), torch.randn(3, 1, 4, 4, requires_grad=True)
+    has_salt = torch.randn(3, requires_grad=True)
+    loss = empty_head_loss(logits, (level,), has_salt, targets, bce, bce_per_image, 0.1, 0.05)
+    loss.backward()
+    assert math.isfinite(loss.item())
+    assert level.grad is not None and torch.equal(level.grad, torch.zeros_like(level))
+    assert has_salt.grad is not None and (has_salt.grad > 0).all()  # pushed towards "empty"
+    expected = bce(logits, targets) + 0.05 * F.binary_cross_entropy_with_logits(has_salt, torch.zeros(3))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_train_loss_is_the_stage_loss_on_plain_logits() -> None:
+    """With the switch off nothing changes: the same function, the same bits."""
+    logits = torch.randn(4, 1, 5, 5, generator=torch.Generator().manual_seed(2))
+    labels = (torch.rand(4, 1, 5, 5, generator=torch.Generator().manual_seed(3)) > 0.5).float()
+    for name in ("bce", "lovasz"):
+        for elu in (False, True):
+            got = get_train_loss(name, elu, 0.1, 0.05)(logits, labels)
+            assert torch.equal(got, get_loss(name, elu)(logits, labels))
+    has_salt = torch.tensor([1.0, -1.0, 0.0, 2.0])
+    structured = get_train_loss("bce", False, 0.1, 0.05)((logits, (logits,), has_salt), labels)
+    expected = empty_head_loss(logits, (logits,), has_salt, labels, bce, bce_per_image, 0.1, 0.05)
+    assert torch.equal(structured, expected)

@@ -143,6 +143,30 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
     )
 
 
+def test_empty_head_trains_and_evaluate_scores_its_checkpoint(tiny_data, tmp_path):
+    from saltseg.evaluate import out_of_fold
+    from saltseg.inference import load_models, predict_proba
+    from saltseg.models import checkpoint_config, load_checkpoint_model
+
+    params = tiny_params(tmp_path, lovasz_epochs=1)
+    params = dataclasses.replace(params, model=dataclasses.replace(params.model, empty_head=True))
+    metrics = _train(tiny_data, tmp_path, params)
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert len(history) == metrics["epochs"] == 3
+    assert np.isfinite(history[["train_loss", "val_loss", "val_iou"]].to_numpy()).all()
+    best = tmp_path / "model/best.pt"
+    assert checkpoint_config(best) == params.model
+    assert load_checkpoint_model(best).empty_head is not None
+    # Evaluation rebuilds the headed network and predicts with it (gated, in eval mode).
+    prepared_path, folds_path = tiny_data
+    prepared, folds = load_prepared(prepared_path), load_folds(folds_path)
+    oof = out_of_fold(prepared, folds, {0: best}, batch_size=8, runtime=RuntimeConfig(device="cpu"))
+    _, val_idx = fold_indices(prepared.ids, folds, 0)
+    models, cfg, policy = load_models([best], RuntimeConfig(device="cpu"))
+    expected = predict_proba(models, prepared.images[val_idx], cfg, True, 8, policy)
+    np.testing.assert_array_equal(oof.tta[val_idx], expected)
+
+
 def test_monitored_loss_is_minimised(tiny_data, tmp_path):
     base = tiny_params(tmp_path)
     params = dataclasses.replace(base, train=dataclasses.replace(base.train, monitor="val_loss"))

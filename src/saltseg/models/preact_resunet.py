@@ -21,6 +21,7 @@ from torch import nn
 from saltseg.config import ModelConfig
 from saltseg.errors import SaltError
 from saltseg.models.blocks import SCSE, conv3x3, preact_stage
+from saltseg.models.heads import EmptyHead, SegOutput
 from saltseg.models.registry import check_size, register
 
 # Depths in TGS run 50..959 (feet or metres, unstated): /1000 puts the channel in [0, 1), the
@@ -45,6 +46,7 @@ class PreActResUNet(nn.Module):
     """(N, 1, S, S) float32 -> (N, 1, S, S) logits; S must be divisible by 2**depth.
 
     With `depth_channel`, forward also takes the tiles' depths, float (N,), as in depths.csv.
+    With `empty_head`, training mode returns a SegOutput and eval mode gated logits (models/heads.py).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class PreActResUNet(nn.Module):
         hypercolumn: bool = False,
         coord_channels: bool = False,
         depth_channel: bool = False,
+        empty_head: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1 or start_filters < 1 or blocks_per_level < 1:
@@ -92,8 +95,9 @@ class PreActResUNet(nn.Module):
         self.head = nn.Sequential(
             nn.BatchNorm2d(head_in), nn.ReLU(inplace=True), *fuse, nn.Conv2d(widths[0], 1, 1)
         )
+        self.empty_head = EmptyHead(widths) if empty_head else None
 
-    def forward(self, x: torch.Tensor, depths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, depths: torch.Tensor | None = None) -> torch.Tensor | SegOutput:
         for size in x.shape[-2:]:
             check_size(int(size), 2**self.depth, f"preact_resunet (depth {self.depth})")
         if self.coord_channels:
@@ -111,7 +115,7 @@ class PreActResUNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(self.dropout(x))
-        levels = []  # decoder outputs, deepest first
+        bottleneck, levels = x, []  # decoder outputs, deepest first
         for i in reversed(range(self.depth)):
             x = torch.cat([self.up[i](x), skips[i]], dim=1)
             x = self.attention[i](self.decoder[i](self.dropout(x)))
@@ -121,7 +125,10 @@ class PreActResUNet(nn.Module):
             x = torch.cat(
                 [F.interpolate(y, size=size, mode="bilinear", align_corners=False) for y in levels], 1
             )
-        return self.head(x)
+        logits = self.head(x)
+        if self.empty_head is None:
+            return logits
+        return self.empty_head(logits, bottleneck, levels)
 
 
 @register("preact_resunet")
@@ -130,5 +137,5 @@ def build_preact_resunet(cfg: ModelConfig) -> nn.Module:
     return PreActResUNet(
         cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout,
         scse=cfg.scse, hypercolumn=cfg.hypercolumn, coord_channels=cfg.coord_channels,
-        depth_channel=cfg.depth_channel,
+        depth_channel=cfg.depth_channel, empty_head=cfg.empty_head,
     )  # fmt: skip
