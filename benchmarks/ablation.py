@@ -34,6 +34,7 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
     "hypercolumn": ("hypercolumn head", {"model.hypercolumn": True}),
     "coord": ("vertical-position input channel", {"model.coord_channels": True}),
     "lovasz_elu": ("Lovasz hinge on elu+1", {"train.lovasz_elu": True}),
+    "empty_head": ("deep supervision + image-level empty head", {"model.empty_head": True}),
     "depth": ("depth as a constant input channel", {"model.depth_channel": True}),
     # Pad against resize at the seed's 128 px: 4x the pixels of the base's 64, so both arms pay it.
     "resize128": ("resize 101 -> 128 (control for pad128)", {"model.input_size": 128}),
