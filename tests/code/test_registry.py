@@ -190,15 +190,8 @@ def test_registered_snapshot_ensemble_carries_the_snapshots_and_predicts_like_sa
     assert len(model.unwrap_python_model().ensemble.models) == 4
 
     def salt_predict(out, *route):
-        args = (
-            "predict",
-            "--data",
-            tmp_path / "data",
-            "--out",
-            tmp_path / out,
-            "--params",
-            tmp_path / "params.yaml",
-        )
+        args = ("predict", "--data", tmp_path / "data", "--out", tmp_path / out,
+                "--params", tmp_path / "params.yaml")  # fmt: skip
         code, _, err = run_salt(monkeypatch, capsys, *args, *route)
         assert code == 0, err
         return (tmp_path / out).read_text()
