@@ -29,7 +29,7 @@ MODEL_NAMES = ("preact_resunet", "timm_unet")
 FITS = ("resize", "pad")
 LOSSES = ("bce", "lovasz")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("cosine", "constant")
+SCHEDULERS = ("cosine", "constant", "warm_restarts")
 MONITORS = ("val_loss", "val_iou", "val_score")  # columns of the per-epoch history
 MINIMISED = ("val_loss",)  # monitors where lower is better; the others are maximised
 PREACT_SWITCHES = (
@@ -204,7 +204,12 @@ class TrainConfig:
     )
     optimizer: str = "adam"  # "adam", "adamw" or "sgd"
     weight_decay: float = 0.0
-    scheduler: str = "cosine"  # "cosine" or "constant", per stage
+    scheduler: str = "cosine"  # "cosine", "constant" or "warm_restarts", per stage
+    # warm_restarts: each stage's epochs split into `cycles` equal cosine cycles (lr -> ~0, restart)
+    cycles: int = 1
+    # Keep the weights at the end of every cycle of the last stage (snapshot<c>.pt); each fold
+    # then predicts with the mean of their probabilities (a snapshot ensemble) instead of best.pt.
+    snapshots: bool = False
     monitor: str = "val_iou"  # a checkpoint is kept only when this improves
     lovasz_elu: bool = False  # elu(x)+1 instead of relu(x) in the Lovasz hinge
     # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
@@ -221,6 +226,12 @@ class TrainConfig:
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
         _one_of("scheduler", self.scheduler, SCHEDULERS)
+        _require(self.cycles >= 1, "cycles", ">= 1", self.cycles)
+        if self.scheduler != "warm_restarts":  # other schedules have one cycle per stage
+            _require(self.cycles == 1, "cycles", "1 unless scheduler is warm_restarts", self.cycles)
+        for i, stage in enumerate(self.stages):  # cycles of equal length, each ending at lr ~0
+            rule = f"a divisor of every stage's epochs (stages[{i}].epochs is {stage.epochs})"
+            _require(stage.epochs % self.cycles == 0, "cycles", rule, self.cycles)
         _one_of("monitor", self.monitor, MONITORS)
         _require(self.aux_weight >= 0, "aux_weight", ">= 0", self.aux_weight)
         _require(self.empty_weight >= 0, "empty_weight", ">= 0", self.empty_weight)

@@ -1,11 +1,12 @@
 """Out-of-fold evaluation: every fold model scores only the images its fold held out.
 
-The out-of-fold probabilities are the only predictions made without the labels of
-the image predicted, so the probability threshold and the minimum salt area are tuned
-on them (and then used unchanged by predict and the registered model, on the average
-of all fold models). The tuned score selects on the very predictions it scores, so it
-is optimistic; `score_nested` chooses each fold's post-processing on the other folds
-only, and `score_default` uses 0.5 and no minimum area. Outputs: a metrics JSON for
+A fold's model is its best.pt or, with train.snapshots, the mean of its snapshots
+(`saltseg.inference.fold_members`). The out-of-fold probabilities are the only predictions
+made without the labels of the image predicted, so the probability threshold and the
+minimum salt area are tuned on them (and then used unchanged by predict and the registered
+model, on the average of all fold models). The tuned score selects on the very predictions
+it scores, so it is optimistic; `score_nested` chooses each fold's post-processing on the
+other folds only, and `score_default` uses 0.5 and no minimum area. Outputs: a metrics JSON for
 DVC, thresholds.json, a CSV of the tuning grid, a score-versus-threshold plot,
 overlays of the worst images, and the per-coverage-class table, bar chart and worst
 overlays of saltseg.coverage_report.
@@ -22,11 +23,11 @@ import pandas as pd
 
 from saltseg import coverage_report
 from saltseg.atomic import atomic_dir, write_text
-from saltseg.config import EvaluateConfig, Params, RuntimeConfig
+from saltseg.config import EvaluateConfig, Params, RuntimeConfig, TrainConfig
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.errors import SaltError
-from saltseg.inference import binarize, checkpoint_paths, load_models, load_thresholds, predict_proba
+from saltseg.inference import Members, binarize, fold_members, load_models, load_thresholds, predict_proba
 from saltseg.metrics import competition_score, iou_per_image, score_per_image
 from saltseg.models.checkpoint import checkpoint_data_hash
 
@@ -54,21 +55,22 @@ class Tuning:
 def out_of_fold(
     prepared: Prepared,
     folds_df: pd.DataFrame,
-    checkpoints: dict[int, Path],
+    checkpoints: Members,
     batch_size: int,
     runtime: RuntimeConfig,
 ) -> OutOfFold:
     """Predict each image with the one model whose fold held it out (with and without TTA), in
-    the precision the model was validated with (saltseg.hardware's policy)."""
+    the precision the model was validated with (saltseg.hardware's policy). A fold's model is
+    the mean of its checkpoints' probabilities (its snapshots, or best.pt alone)."""
     n = len(prepared.ids)
     plain = np.full((n, 101, 101), np.nan, dtype=np.float32)
     tta = plain.copy()
     fold_of = np.full(n, -1, dtype=np.int64)
-    for fold, path in checkpoints.items():
+    for fold, paths in checkpoints.items():
         _, val_idx = fold_indices(prepared.ids, folds_df, fold)
         if (fold_of[val_idx] >= 0).any():
             raise SaltError(f"fold {fold}: held-out images overlap another fold's")
-        models, cfg, policy = load_models([path], runtime)
+        models, cfg, policy = load_models(paths, runtime)
         images, depths = prepared.images[val_idx], prepared.depths[val_idx]
         plain[val_idx] = predict_proba(models, images, cfg, False, batch_size, policy, depths)
         tta[val_idx] = predict_proba(models, images, cfg, True, batch_size, policy, depths)
@@ -149,14 +151,27 @@ def _coverage_classes(prepared: Prepared, folds_df: pd.DataFrame, folds_csv: Pat
     return lookup.loc[list(prepared.ids)].to_numpy()
 
 
-def check_trained_on(checkpoints: dict[int, Path], data_hash: str, prepared_path: Path) -> None:
+def check_trained_on(checkpoints: Members, data_hash: str, prepared_path: Path) -> None:
     """Refuse fold models trained on other data than `prepared_path` (fingerprint `data_hash`)."""
-    for path in checkpoints.values():
+    for path in (p for paths in checkpoints.values() for p in paths):
         trained_on = checkpoint_data_hash(path)
         if trained_on != data_hash:
             raise SaltError(
                 f"{path}: trained on data {trained_on or 'of unknown origin'}, but {prepared_path} is data "
                 f"{data_hash}; retrain the folds on it (`dvc repro`)"
+            )
+
+
+def check_snapshots(checkpoints: Members, cfg: TrainConfig) -> None:
+    """Refuse folds whose snapshots are not what train.snapshots and train.cycles make."""
+    expected = [f"snapshot{c}.pt" for c in range(1, cfg.cycles + 1)] if cfg.snapshots else ["best.pt"]
+    for paths in checkpoints.values():
+        names = [p.name for p in paths]
+        if names != expected:
+            raise SaltError(
+                f"{paths[0].parent}: its model is {', '.join(names)}, but train.snapshots "
+                f"{str(cfg.snapshots).lower()} and train.cycles {cfg.cycles} make it {', '.join(expected)}; "
+                "retrain the folds (`dvc repro`)"
             )
 
 
@@ -221,7 +236,8 @@ def run_evaluate(
         raise SaltError(
             f"{folds_csv}: fold(s) {unscored} are not in split.folds {folds}; their images have no model"
         )
-    checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
+    checkpoints = fold_members(models_dir, folds)
+    check_snapshots(checkpoints, params.train)
     data_hash = prepared.fingerprint
     check_trained_on(checkpoints, data_hash, prepared_path)
     oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, params.runtime)

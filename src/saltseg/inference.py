@@ -1,5 +1,8 @@
 """Fold ensemble + horizontal-flip TTA: the one prediction path of evaluate, predict and the pyfunc.
 
+A fold's model is its best.pt or, when training kept snapshots (train.snapshots), the mean
+of its snapshot<c>.pt: `fold_members` says which, and every consumer asks it.
+
 Probabilities are averaged (over the flip and over fold models) before the threshold,
 and small predicted masks are called empty: the recipe that won TGS places. Every
 consumer goes through `predict_proba` and `binarize`, so `salt evaluate` tunes exactly
@@ -23,12 +26,20 @@ from saltseg import hardware
 from saltseg.config import ModelConfig, RuntimeConfig
 from saltseg.errors import SaltError
 from saltseg.hardware import FP32_CPU, Policy
-from saltseg.models import checkpoint_config, checkpoint_precision, load_checkpoint_model
+from saltseg.models import (
+    checkpoint_config,
+    checkpoint_cycles,
+    checkpoint_precision,
+    load_checkpoint_model,
+    snapshot_path,
+    snapshot_paths,
+)
 from saltseg.models.fit import extra_inputs, to_input, to_original
 from saltseg.records import read_json
 
 TILE = 101  # the TGS tile size, fixed by the competition
 CPU = RuntimeConfig(device="cpu")
+Members = dict[int, tuple[Path, ...]]  # fold -> the checkpoints whose mean is its model
 
 
 def as_images(images: object) -> np.ndarray:
@@ -140,13 +151,35 @@ def binarize(proba: np.ndarray, threshold: float, min_area: int = 0) -> np.ndarr
     return masks
 
 
-def checkpoint_paths(models_dir: Path, folds: Sequence[int]) -> list[Path]:
-    """models_dir/fold<k>/best.pt for every fold; SaltError naming the first missing file."""
-    paths = [Path(models_dir) / f"fold{k}" / "best.pt" for k in folds]
-    for path in paths:
-        if not path.is_file():
-            raise SaltError(f"{path}: checkpoint not found (train fold {path.parent.name[4:]} first)")
-    return paths
+def fold_members(models_dir: Path, folds: Sequence[int]) -> Members:
+    """Per fold, the checkpoints whose mean probability is its prediction: models_dir/fold<k>/
+    snapshot<c>.pt for c = 1..cycles where training kept snapshots, else fold<k>/best.pt.
+
+    SaltError naming the first missing file or incomplete set of snapshots, or a fold with
+    another number of members than the first: the ensemble's flat mean over all members is
+    the mean of the fold predictions only when every fold has as many.
+    """
+    members = {}
+    for k in folds:
+        folder = Path(models_dir) / f"fold{k}"
+        paths = tuple(snapshot_paths(folder)) or (folder / "best.pt",)
+        if not paths[0].is_file():
+            raise SaltError(f"{paths[0]}: checkpoint not found (train fold {k} first)")
+        if len(paths) > 1 or paths[0].name != "best.pt":
+            expected = tuple(snapshot_path(folder, c) for c in range(1, checkpoint_cycles(paths[0]) + 1))
+            if paths != expected:
+                names = ", ".join(p.name for p in paths)
+                raise SaltError(
+                    f"{folder}: has {names} of {len(expected)} snapshots (finish training fold {k})"
+                )
+        first = next(iter(members.values()), paths)
+        if len(paths) != len(first):
+            raise SaltError(
+                f"{folder}: {len(paths)} checkpoint(s), but {first[0].parent} {len(first)}; "
+                "an ensemble needs as many per fold"
+            )
+        members[k] = paths
+    return members
 
 
 def load_models(
@@ -181,7 +214,8 @@ def load_thresholds(path: Path) -> dict:
 
 @dataclass(frozen=True)
 class Ensemble:
-    """The fold models with their tuned threshold and minimum salt area."""
+    """The fold models (every fold's members, as many per fold) with their tuned threshold and
+    minimum salt area."""
 
     models: tuple[nn.Module, ...]
     model_cfg: ModelConfig
@@ -213,10 +247,11 @@ class Ensemble:
     def from_dirs(
         cls, models_dir: Path, eval_dir: Path, batch_size: int = 64, device: str = "auto"
     ) -> Ensemble:
-        """The folds named in eval_dir/thresholds.json, from models_dir/fold<k>/best.pt."""
+        """The folds named in eval_dir/thresholds.json, from their `fold_members` in models_dir."""
         thresholds_json = Path(eval_dir) / "thresholds.json"
-        folds = load_thresholds(thresholds_json)["folds"]
-        return cls.from_files(checkpoint_paths(models_dir, folds), thresholds_json, batch_size, device)
+        members = fold_members(models_dir, load_thresholds(thresholds_json)["folds"])
+        checkpoints = [path for paths in members.values() for path in paths]
+        return cls.from_files(checkpoints, thresholds_json, batch_size, device)
 
     @property
     def needs_depths(self) -> bool:

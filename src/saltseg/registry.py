@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from saltseg.atomic import write_text
 from saltseg.config import Params
 from saltseg.errors import SaltError
-from saltseg.inference import checkpoint_paths, load_thresholds
+from saltseg.inference import Members, fold_members, load_thresholds
 from saltseg.models import checkpoint_config, load_checkpoint_model
 from saltseg.records import read_json
 from saltseg.serving import (
@@ -36,6 +36,7 @@ from saltseg.serving import (
     ensemble_signature,
     fold_key,
     input_example,
+    member_key,
 )
 
 SCORE_TAG = "oof_score"
@@ -70,13 +71,14 @@ def read_metrics(metrics_path: Path) -> dict:
     return metrics
 
 
-def _takes_depths(checkpoints: dict[int, Path]) -> bool:
-    return any(checkpoint_config(p).depth_channel for p in checkpoints.values())
+def _takes_depths(checkpoints: Members) -> bool:
+    return any(checkpoint_config(p).depth_channel for paths in checkpoints.values() for p in paths)
 
 
-def log_ensemble(name: str, checkpoints: dict[int, Path], thresholds_json: Path, batch_size: int):  # noqa: ANN201
+def log_ensemble(name: str, checkpoints: Members, thresholds_json: Path, batch_size: int):  # noqa: ANN201
     """Log the models-from-code pyfunc in the active run and register it as `name`; ModelInfo."""
-    artifacts = {fold_key(k): str(p) for k, p in checkpoints.items()} | {THRESHOLDS_KEY: str(thresholds_json)}
+    artifacts = {member_key(k, p): str(p) for k, paths in checkpoints.items() for p in paths}
+    artifacts[THRESHOLDS_KEY] = str(thresholds_json)
     return mlflow.pyfunc.log_model(
         name="ensemble",
         python_model=str(MODEL_CODE),
@@ -90,8 +92,9 @@ def log_ensemble(name: str, checkpoints: dict[int, Path], thresholds_json: Path,
     )
 
 
-def log_fold_model(name: str, fold: int, checkpoint: Path):  # noqa: ANN201
-    """Log one fold network (torch.export, pt2) and register it as `<name>-fold<k>`; ModelInfo.
+def log_fold_model(name: str, key: str, checkpoint: Path):  # noqa: ANN201
+    """Log one fold network (torch.export, pt2) and register it as `<name>-<key>`, key "fold<k>"
+    or "fold<k>-snapshot<c>"; ModelInfo.
 
     Input float32 (N, 1, S, S) in [0, 1] at the model's input size S, output logits of the
     same shape. The batch is dynamic (the example has 2 images); S is fixed, because the
@@ -111,11 +114,11 @@ def log_fold_model(name: str, fold: int, checkpoint: Path):  # noqa: ANN201
     example = np.random.default_rng(0).random((2, 1, size, size), dtype=np.float32)
     return mlflow.pytorch.log_model(
         load_checkpoint_model(checkpoint),
-        name=fold_key(fold),
+        name=key,
         signature=ModelSignature(inputs=Schema([spec]), outputs=Schema([spec])),
         input_example=example,
         pip_requirements=requirements(),
-        registered_model_name=f"{name}-{fold_key(fold)}",
+        registered_model_name=f"{name}-{key}",
     )
 
 
@@ -163,11 +166,12 @@ def promote_if_better(client: MlflowClient, name: str, alias: str, version: int,
     return Promotion(version, True, f"{new} beats {alias} version {champion} ({before}): promoted to {alias}")
 
 
-def content_hash(checkpoints: dict[int, Path], thresholds_json: Path) -> str:
+def content_hash(checkpoints: Members, thresholds_json: Path) -> str:
     """What a registered ensemble is made of: its fold weights and its post-processing."""
     digest = hashlib.sha256()
-    for fold, path in sorted(checkpoints.items()):
-        digest.update(f"fold{fold}:".encode() + Path(path).read_bytes())
+    for fold, paths in sorted(checkpoints.items()):
+        for path in paths:
+            digest.update(f"{member_key(fold, Path(path))}:".encode() + Path(path).read_bytes())
     digest.update(Path(thresholds_json).read_bytes())
     return digest.hexdigest()[:32]
 
@@ -178,17 +182,20 @@ def registered_version(client: MlflowClient, name: str, content: str) -> int | N
     return min((int(v.version) for v in found), default=None)
 
 
-def log_fold_models(name: str, checkpoints: dict[int, Path], fold_scores: dict) -> dict[str, str]:
-    """Register every fold network, tagged with its out-of-fold score; {"fold<k>": model URI}."""
+def log_fold_models(name: str, checkpoints: Members, fold_scores: dict) -> dict[str, str]:
+    """Register every fold network (each snapshot of a snapshot ensemble), tagged with its fold's
+    out-of-fold score; {"fold<k>" or "fold<k>-snapshot<c>": model URI}."""
     client, uris = MlflowClient(), {}
-    for fold, path in checkpoints.items():
-        info = log_fold_model(name, fold, path)
-        key = fold_key(fold)
-        if isinstance(fold_scores.get(key), int | float):
-            client.set_model_version_tag(
-                f"{name}-{key}", str(info.registered_model_version), SCORE_TAG, f"{fold_scores[key]:.6f}"
-            )
-        uris[key] = f"models:/{name}-{key}/{info.registered_model_version}"
+    for fold, paths in checkpoints.items():
+        score = fold_scores.get(fold_key(fold))
+        for path in paths:
+            key = member_key(fold, path)
+            info = log_fold_model(name, key, path)
+            if isinstance(score, int | float):
+                client.set_model_version_tag(
+                    f"{name}-{key}", str(info.registered_model_version), SCORE_TAG, f"{score:.6f}"
+                )
+            uris[key] = f"models:/{name}-{key}/{info.registered_model_version}"
     return uris
 
 
@@ -210,7 +217,7 @@ def register(
     tuned = load_thresholds(thresholds_json)
     metrics = read_metrics(metrics_path)
     folds = [int(k) for k in tuned["folds"]]
-    checkpoints = dict(zip(folds, checkpoint_paths(models_dir, folds), strict=True))
+    checkpoints = fold_members(models_dir, folds)
     if not Path(folds_csv).is_file():
         raise SaltError(f"{folds_csv}: folds file not found")
     name, score, data_hash = params.register.model_name, metrics["score"], tuned["data_hash"]

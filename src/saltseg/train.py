@@ -10,6 +10,10 @@ epoch). An interrupted run that resumes at an epoch boundary therefore draws exa
 the numbers an uninterrupted run would, with any number of loader workers, without
 carrying RNG states across processes.
 
+With train.snapshots, the weights at the end of every learning-rate cycle of the last
+stage are kept too (snapshot<c>.pt, see train.scheduler warm_restarts and train.cycles);
+evaluation, prediction and the registry then use their mean as the fold's model.
+
 Epochs are numbered 1..N over both stages everywhere people or tools see them: log
 lines ("fold 0 epoch 3/12 (bce 3/8)"), the history CSV, MLflow steps, the metrics JSON
 and the checkpoint. How it runs (device, bf16, channels_last, compile) is
@@ -41,7 +45,7 @@ from saltseg.distributed import Context
 from saltseg.hardware import Policy
 from saltseg.loop import Validation, make_loader, train_epoch, validate
 from saltseg.losses import get_train_loss
-from saltseg.models import build_model, save_checkpoint
+from saltseg.models import build_model, save_checkpoint, snapshot_path, snapshot_paths
 
 HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "val_loss", "val_iou", "val_score")
 LogFn = Callable[[dict[str, float], int], None]
@@ -49,7 +53,7 @@ LogFn = Callable[[dict[str, float], int], None]
 
 @dataclass(frozen=True)
 class FoldPaths:
-    out_dir: Path  # best.pt (the kept checkpoint) and last.pt (the resume state)
+    out_dir: Path  # best.pt (the kept checkpoint), snapshot<c>.pt and last.pt (the resume state)
     metrics: Path  # per-fold metrics JSON, read by `dvc metrics`
     history: Path  # per-epoch CSV, read by `dvc plots`
 
@@ -60,6 +64,13 @@ class FoldPaths:
     @property
     def state(self) -> Path:
         return self.out_dir / "last.pt"
+
+    def snapshot(self, cycle: int) -> Path:
+        return snapshot_path(self.out_dir, cycle)
+
+    @property
+    def snapshots(self) -> list[Path]:
+        return snapshot_paths(self.out_dir)
 
 
 def epoch_seed(seed: int, fold: int, stage: int, epoch: int) -> int:
@@ -83,7 +94,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, epochs: i
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     if cfg.scheduler == "constant":
         return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
-    raise ValueError(f"train.scheduler: unknown {cfg.scheduler!r}; valid: cosine, constant")
+    if cfg.scheduler == "warm_restarts":  # TrainConfig checks that `cycles` divides `epochs`
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=epochs // cfg.cycles)
+    raise ValueError(f"train.scheduler: unknown {cfg.scheduler!r}; valid: cosine, constant, warm_restarts")
 
 
 def _save_state(paths: FoldPaths, **state: object) -> None:
@@ -149,8 +162,9 @@ def _start(params: Params, fold: int, paths: FoldPaths, key: str, policy: Policy
     state = dist.from_main(load_resume_state, paths, key)
     if state:
         model.load_state_dict(state["model"])
-    elif dist.is_main:  # a fresh start must not inherit a checkpoint from another configuration
-        paths.best.unlink(missing_ok=True)
+    elif dist.is_main:  # a fresh start must not inherit checkpoints from another configuration
+        for stale in (paths.best, *paths.snapshots):
+            stale.unlink(missing_ok=True)
     history = state["history"] if state else []
     best = state["best"] if state else -np.inf
     forward = policy.compiled(model)
@@ -182,12 +196,25 @@ def _train_stage(s: int, run: _Fold, job: _Job) -> None:
         done = epoch + 1 == stage.epochs
         if not job.dist.is_main:
             continue
+        cycle_length = stage.epochs // cfg.cycles
+        if cfg.snapshots and s + 1 == len(cfg.stages) and (epoch + 1) % cycle_length == 0:
+            # Before the resume state: a run killed in between redoes this epoch and rewrites it.
+            _save_snapshot((epoch + 1) // cycle_length, row, run, job)
         _save_state(
             job.paths, key=job.key, model=run.model.state_dict(), optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict(), history=run.history, best=run.best,
             next_stage=s + 1 if done else s, next_epoch=0 if done else epoch + 1,
         )  # fmt: skip
         _write_history(job.paths.history, run.history)
+
+
+def _save_snapshot(cycle: int, row: dict, run: _Fold, job: _Job) -> None:
+    cfg = job.params.train
+    save_checkpoint(
+        job.paths.snapshot(cycle), run.model, job.params.model, fold=job.fold, epoch=row["epoch"],
+        stage=row["stage"], cycle=cycle, cycles=cfg.cycles, monitor=cfg.monitor, score=row[cfg.monitor],
+        precision=cfg.precision, data_hash=job.data_hash,
+    )  # fmt: skip
 
 
 def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dict:  # noqa: ANN001

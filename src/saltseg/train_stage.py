@@ -80,6 +80,6 @@ def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, pa
         mlflow.set_tag("mlflow.runName", f"fold{fold} | {monitor} {metrics[f'best_{monitor}']:.3f}")
         figure = paths.out_dir / "validation.png"
         _validation_figure(paths.best, prepared, split[1], params, figure)
-        for artifact in (paths.best, paths.history, paths.metrics, figure):
+        for artifact in (paths.best, *paths.snapshots, paths.history, paths.metrics, figure):
             mlflow.log_artifact(str(artifact))
     return metrics

@@ -76,7 +76,21 @@ BAD_VALUES = [
     ({"train": {"batch_size": 0}}, "train.batch_size: must be >= 1, got 0"),
     ({"train": {"weight_decay": -0.1}}, "train.weight_decay: must be >= 0, got -0.1"),
     ({"train": {"optimizer": "adamm"}}, "train.optimizer: unknown 'adamm'; valid: adam, adamw, sgd"),
-    ({"train": {"scheduler": "step"}}, "train.scheduler: unknown 'step'; valid: cosine, constant"),
+    (
+        {"train": {"scheduler": "step"}},
+        "train.scheduler: unknown 'step'; valid: cosine, constant, warm_restarts",
+    ),
+    ({"train": {"scheduler": "warm_restarts", "cycles": 0}}, "train.cycles: must be >= 1, got 0"),
+    (
+        {"train": {"scheduler": "warm_restarts", "cycles": 3}},  # the default stages: 8 and 4 epochs
+        "train.cycles: must be a divisor of every stage's epochs (stages[0].epochs is 8), got 3",
+    ),
+    (
+        {"train": {"scheduler": "warm_restarts", "cycles": 8}},
+        "train.cycles: must be a divisor of every stage's epochs (stages[1].epochs is 4), got 8",
+    ),
+    ({"train": {"cycles": 2}}, "train.cycles: must be 1 unless scheduler is warm_restarts, got 2"),
+    ({"train": {"snapshots": "yes"}}, "train.snapshots: expected bool, got 'yes'"),
     (
         {"train": {"monitor": "val_loss_typo"}},
         "train.monitor: unknown 'val_loss_typo'; valid: val_loss, val_iou, val_score",

@@ -103,8 +103,10 @@ def test_validation_and_out_of_fold_use_each_images_depth(tmp_path):
     folds = pd.DataFrame({"id": arrays.ids, "fold": np.arange(6) % 2, "coverage_class": 0})
     paths = {}
     for fold in (0, 1):
-        paths[fold] = tmp_path / f"fold{fold}" / "best.pt"
-        save_checkpoint(paths[fold], _model(DEPTH, seed=fold), DEPTH, fold=fold, data_hash=arrays.fingerprint)
+        paths[fold] = [tmp_path / f"fold{fold}" / "best.pt"]  # a fold's members: best.pt alone
+        save_checkpoint(
+            paths[fold][0], _model(DEPTH, seed=fold), DEPTH, fold=fold, data_hash=arrays.fingerprint
+        )
     oof = out_of_fold(arrays, folds, paths, batch_size=4, runtime=CPU)
     deeper = dataclasses.replace(arrays, depths=arrays.depths + 500)
     assert not np.allclose(out_of_fold(deeper, folds, paths, batch_size=4, runtime=CPU).plain, oof.plain)

@@ -4,6 +4,7 @@ The helpers at the top (tiny fold checkpoints, a prepared set, a params file, a 
 test folder) are shared with the registry, predict and serving tests.
 """
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -46,6 +47,20 @@ def fold_checkpoints(models_dir: Path, folds=(0, 1), biases=None, data_hash=None
         meta = {"fold": fold, "epoch": 1, "stage": "bce", "monitor": "val_iou", "score": 0.5}
         save_checkpoint(path, model, TINY, **meta, data_hash=data_hash or DATA_HASH)
         paths[fold] = path
+    return paths
+
+
+def snapshot_checkpoints(models_dir: Path, folds=(0, 1), cycles: int = 2) -> dict[int, tuple[Path, ...]]:
+    """What `salt train` leaves with train.snapshots: per fold best.pt and snapshot1..<cycles>.pt,
+    each a different random network; returns the snapshots."""
+    fold_checkpoints(models_dir, folds)
+    paths = {}
+    for fold in folds:
+        paths[fold] = tuple(models_dir / f"fold{fold}" / f"snapshot{c}.pt" for c in range(1, cycles + 1))
+        for cycle, path in enumerate(paths[fold], 1):
+            meta = {"fold": fold, "epoch": cycle, "stage": "lovasz", "monitor": "val_iou", "score": 0.5}
+            model = tiny_model(seed=100 + 10 * fold + cycle)
+            save_checkpoint(path, model, TINY, **meta, cycle=cycle, cycles=cycles, data_hash=DATA_HASH)
     return paths
 
 
@@ -230,7 +245,8 @@ def test_out_of_fold_uses_only_the_model_that_held_the_image_out(tmp_path):
     # Fold 0's model says "salt everywhere", fold 1's "no salt": the answer shows who predicted.
     checkpoints = fold_checkpoints(tmp_path / "models", biases=(10.0, -10.0))
     prepared = load_prepared(prepared_path)
-    oof = out_of_fold(prepared, load_folds(folds_path), checkpoints, batch_size=8, runtime=CPU)
+    members = {fold: (path,) for fold, path in checkpoints.items()}
+    oof = out_of_fold(prepared, load_folds(folds_path), members, batch_size=8, runtime=CPU)
     held_out_by = np.arange(len(prepared.ids)) % 2
     assert oof.fold.tolist() == held_out_by.tolist()
     for proba in (oof.plain, oof.tta):
@@ -315,9 +331,9 @@ def test_evaluate_tunes_on_the_grid_and_min_score_fails_after_writing(tmp_path, 
     from saltseg.evaluate import out_of_fold
 
     prepared, folds = write_prepared(tmp_path)
-    checkpoints = fold_checkpoints(tmp_path / "models")
+    members = {fold: (path,) for fold, path in fold_checkpoints(tmp_path / "models").items()}
     # Random networks give probabilities in a narrow band: put the grid inside it.
-    oof = out_of_fold(load_prepared(prepared), load_folds(folds), checkpoints, batch_size=8, runtime=CPU)
+    oof = out_of_fold(load_prepared(prepared), load_folds(folds), members, batch_size=8, runtime=CPU)
     thresholds = np.quantile(oof.tta, [0.2, 0.5, 0.8]).round(6).tolist()
     write_params(tmp_path / "params.yaml", thresholds=thresholds, min_areas=[0, 2000, 6000])
     args = _evaluate_args(tmp_path, prepared, folds, "--min-score", "0.99", "--no-track")
@@ -384,3 +400,81 @@ def test_nested_selection_chooses_each_folds_cell_on_the_other_folds():
     assert nested_score(np.ones((2, 2, 4)), fold) == 1.0
     with pytest.raises(SaltError, match="at least two folds"):
         nested_score(per_image, np.zeros(4, int))
+
+
+# --- snapshot ensembles ----------------------------------------------------------------------
+
+
+def test_a_folds_members_are_its_snapshots_when_training_kept_them(tmp_path):
+    from saltseg.inference import fold_members
+
+    best = fold_checkpoints(tmp_path / "best")
+    assert fold_members(tmp_path / "best", [0, 1]) == {k: (path,) for k, path in best.items()}
+    snapshots = snapshot_checkpoints(tmp_path / "snap")  # best.pt is there too, and not a member
+    assert fold_members(tmp_path / "snap", [0, 1]) == snapshots
+    (tmp_path / "snap/fold1/snapshot2.pt").unlink()  # e.g. fold 1 still training
+    with pytest.raises(
+        SaltError, match=r"fold1: has snapshot1.pt of 2 snapshots \(finish training fold 1\)$"
+    ):
+        fold_members(tmp_path / "snap", [0, 1])
+    snapshot_checkpoints(tmp_path / "snap", folds=(1,), cycles=3)
+    with pytest.raises(
+        SaltError, match=r"fold1: 3 checkpoint\(s\), but .*fold0 2; an ensemble needs as many"
+    ):
+        fold_members(tmp_path / "snap", [0, 1])
+
+
+def test_out_of_fold_and_the_ensemble_average_a_folds_snapshots(tmp_path):
+    from saltseg.data.folds import load_folds
+    from saltseg.data.prepared import load_prepared
+    from saltseg.evaluate import out_of_fold
+    from saltseg.inference import Ensemble, fold_members
+
+    prepared_path, folds_path = write_prepared(tmp_path)
+    snapshots = snapshot_checkpoints(tmp_path / "models")
+    prepared = load_prepared(prepared_path)
+    members = fold_members(tmp_path / "models", [0, 1])
+    oof = out_of_fold(prepared, load_folds(folds_path), members, batch_size=8, runtime=CPU)
+    images, held_out_by = prepared.images, np.arange(len(prepared.ids)) % 2
+
+    @functools.cache
+    def proba(path, tta):
+        return predict_proba([load_checkpoint_model(path)], images, TINY, tta=tta)
+
+    for fold, (first, second) in snapshots.items():
+        held = held_out_by == fold
+        for tta, out in ((False, oof.plain), (True, oof.tta)):
+            mean = (proba(first, tta) + proba(second, tta)) / 2
+            np.testing.assert_allclose(out[held], mean[held], atol=1e-6)
+            best = proba(tmp_path / "models" / f"fold{fold}" / "best.pt", tta)
+            assert not np.allclose(out[held], best[held], atol=1e-4)  # best.pt has no say
+
+    (tmp_path / "eval").mkdir()
+    tuned = {"threshold": 0.5, "min_area": 0, "folds": [0, 1], "data_hash": DATA_HASH}
+    (tmp_path / "eval" / "thresholds.json").write_text(json.dumps(tuned))
+    ensemble = Ensemble.from_dirs(tmp_path / "models", tmp_path / "eval", device="cpu")
+    assert len(ensemble.models) == 4
+    fold_means = [(proba(a, True) + proba(b, True)) / 2 for a, b in snapshots.values()]
+    np.testing.assert_allclose(ensemble.predict_proba(images), sum(fold_means) / 2, atol=1e-6)
+
+
+def test_evaluate_refuses_snapshots_that_params_do_not_make(tmp_path, monkeypatch, capsys):
+    from saltseg.config import TrainConfig
+    from saltseg.evaluate import check_snapshots
+
+    prepared, folds = write_prepared(tmp_path)
+    snapshots = snapshot_checkpoints(tmp_path / "models")
+    on = TrainConfig(scheduler="warm_restarts", cycles=2, snapshots=True)
+    check_snapshots(snapshots, on)
+    best = {k: (tmp_path / "models" / f"fold{k}" / "best.pt",) for k in (0, 1)}
+    check_snapshots(best, TrainConfig())
+    with pytest.raises(SaltError, match=r"fold0: its model is best.pt, but train.snapshots true and "):
+        check_snapshots(best, on)
+    write_params(tmp_path / "params.yaml")  # train.snapshots off
+    code, _, err = run_salt(monkeypatch, capsys, *_evaluate_args(tmp_path, prepared, folds, "--no-track"))
+    assert code == 1
+    assert (
+        f"{tmp_path / 'models' / 'fold0'}: its model is snapshot1.pt, snapshot2.pt, but train.snapshots "
+        "false and train.cycles 1 make it best.pt; retrain the folds (`dvc repro`)"
+    ) in err
+    assert not (tmp_path / "eval").exists()

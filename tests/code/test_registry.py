@@ -8,7 +8,16 @@ import pytest
 import torch
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 from mlflow.tracking import MlflowClient
-from test_evaluate import DATA_HASH, TINY, fold_checkpoints, run_salt, tmp_store, write_params
+from test_evaluate import (
+    DATA_HASH,
+    TINY,
+    fold_checkpoints,
+    run_salt,
+    snapshot_checkpoints,
+    tmp_store,
+    write_params,
+    write_test_folder,
+)
 
 from saltseg.config import load_params
 from saltseg.errors import SaltError
@@ -157,3 +166,61 @@ def test_register_checks_its_inputs_before_logging_anything(tmp_path, store):
             params, tmp_path / "models", tmp_path / "eval", tmp_path / "evaluate.json", tmp_path / "folds.csv"
         )
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_registered_snapshot_ensemble_carries_the_snapshots_and_predicts_like_salt_predict(
+    tmp_path, monkeypatch, capsys, store
+):
+    import mlflow
+
+    from saltseg.inference import Ensemble
+
+    snapshot_checkpoints(tmp_path / "models")  # two snapshots per fold, beside best.pt
+    ids, images = write_test_folder(tmp_path / "data", n=5)
+    registered_setup(tmp_path, 0.7)
+    proba = Ensemble.from_dirs(tmp_path / "models", tmp_path / "eval", device="cpu").predict_proba(images)
+    params = load_params(registered_setup(tmp_path, 0.7, threshold=float(np.median(proba))))
+    record = register(
+        params, tmp_path / "models", tmp_path / "eval", tmp_path / "evaluate.json", tmp_path / "folds.csv"
+    )
+    members = ["fold0-snapshot1", "fold0-snapshot2", "fold1-snapshot1", "fold1-snapshot2"]
+    assert sorted(record["fold_models"]) == members  # each snapshot network, registered on its own
+    model = mlflow.pyfunc.load_model(record["model_uri"])
+    assert sorted(model.metadata.flavors["python_function"]["artifacts"]) == [*members, "thresholds"]
+    assert len(model.unwrap_python_model().ensemble.models) == 4
+
+    def salt_predict(out, *route):
+        args = ("predict", "--data", tmp_path / "data", "--out", tmp_path / out,
+                "--params", tmp_path / "params.yaml")  # fmt: skip
+        code, _, err = run_salt(monkeypatch, capsys, *args, *route)
+        assert code == 0, err
+        return (tmp_path / out).read_text()
+
+    local = salt_predict("local.csv", "--model-dir", tmp_path / "models", "--eval-dir", tmp_path / "eval")
+    assert salt_predict("registered.csv", "--model", record["model_uri"]) == local
+    served = model.predict(images.astype(np.float32)).astype(bool)
+    assert 0 < served.any((1, 2)).sum() < len(ids)  # some masks empty, some not: the threshold bites
+    np.testing.assert_array_equal(
+        served, Ensemble.from_dirs(tmp_path / "models", tmp_path / "eval").predict_masks(images)
+    )
+
+
+def test_member_keys_order_folds_then_cycles_and_best_keeps_its_key(tmp_path):
+    import hashlib
+
+    from saltseg.registry import content_hash
+    from saltseg.serving import member_key, member_keys
+
+    keys = ["thresholds", "fold10", "fold2-snapshot10", "fold2-snapshot2", "fold2-snapshot1"]
+    assert member_keys(keys) == ["fold2-snapshot1", "fold2-snapshot2", "fold2-snapshot10", "fold10"]
+    assert member_key(3, Path("m/fold3/best.pt")) == "fold3"
+    assert member_key(3, Path("m/fold3/snapshot2.pt")) == "fold3-snapshot2"
+    # An ensemble of best.pt files keeps the identity it had before snapshots existed.
+    best = fold_checkpoints(tmp_path / "models")
+    (tmp_path / "thresholds.json").write_text("{}")
+    before = hashlib.sha256()
+    for fold, path in best.items():
+        before.update(f"fold{fold}:".encode() + path.read_bytes())
+    before.update(b"{}")
+    members = {fold: (path,) for fold, path in best.items()}
+    assert content_hash(members, tmp_path / "thresholds.json") == before.hexdigest()[:32]

@@ -23,7 +23,8 @@ from saltseg.data.prepared import load_prepared
 from saltseg.distributed import Context
 from saltseg.hardware import FP32_CPU
 from saltseg.loop import make_loader
-from saltseg.train import FoldPaths, train_fold
+from saltseg.models import checkpoint_config
+from saltseg.train import FoldPaths, make_scheduler, train_fold
 from saltseg.train_stage import run_fold
 
 AUGMENT = AugmentConfig(hflip=0.5, crop_resize=0.5, rotate=0.5, roll=0.5)
@@ -108,6 +109,10 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
         "train": {
             "batch_size": 8,
             "stages": [{"loss": s.loss, "epochs": s.epochs, "lr": s.lr} for s in params.train.stages],
+            # Killed inside a cosine cycle: the resumed run must restart the cycles as the whole run does.
+            "scheduler": "warm_restarts",
+            "cycles": 2,
+            "snapshots": True,
         },
         # Persistent workers: the resumed run restarts them, and must still draw the same batches.
         "runtime": {"threads": 1, "num_workers": 2},
@@ -141,6 +146,10 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
         pd.read_csv(tmp_path / "killed/history.csv").to_numpy(),
         pd.read_csv(tmp_path / "whole/history.csv").to_numpy(),
     )
+    for name in ("best.pt", "snapshot1.pt", "snapshot2.pt"):  # the same weights give the same bytes
+        assert (tmp_path / "killed/model" / name).read_bytes() == (
+            tmp_path / "whole/model" / name
+        ).read_bytes()
 
 
 def test_empty_head_trains_and_evaluate_scores_its_checkpoint(tiny_data, tmp_path):
@@ -160,7 +169,7 @@ def test_empty_head_trains_and_evaluate_scores_its_checkpoint(tiny_data, tmp_pat
     # Evaluation rebuilds the headed network and predicts with it (gated, in eval mode).
     prepared_path, folds_path = tiny_data
     prepared, folds = load_prepared(prepared_path), load_folds(folds_path)
-    oof = out_of_fold(prepared, folds, {0: best}, batch_size=8, runtime=RuntimeConfig(device="cpu"))
+    oof = out_of_fold(prepared, folds, {0: [best]}, batch_size=8, runtime=RuntimeConfig(device="cpu"))
     _, val_idx = fold_indices(prepared.ids, folds, 0)
     models, cfg, policy = load_models([best], RuntimeConfig(device="cpu"))
     expected = predict_proba(models, prepared.images[val_idx], cfg, True, 8, policy)
@@ -226,3 +235,80 @@ def test_each_batch_draws_its_own_augmentations_whichever_worker_loads_it():
     for again in (_epoch_batches(num_workers=2, seed=7), _epoch_batches(num_workers=0, seed=7)):
         assert all(torch.equal(x, y) for x, y in zip(two, again, strict=True))
     assert not torch.equal(torch.stack(two), torch.stack(_epoch_batches(num_workers=0, seed=8)))
+
+
+# --- warm restarts and snapshots -------------------------------------------------------------
+
+
+def _snapshot_params(tmp_path, **train):
+    """Stages of 2 BCE and 6 Lovasz epochs, each split into 2 cosine cycles; snapshots kept."""
+    base = tiny_params(tmp_path, lovasz_epochs=6)
+    options = {"scheduler": "warm_restarts", "cycles": 2, "snapshots": True} | train
+    return dataclasses.replace(base, train=dataclasses.replace(base.train, **options))
+
+
+def test_warm_restarts_split_a_stage_into_equal_cosine_cycles(tmp_path):
+    cfg = _snapshot_params(tmp_path, snapshots=False).train
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    scheduler = make_scheduler(optimizer, cfg, epochs=6)  # 2 cycles of 3 epochs
+    lrs = []
+    for _ in range(6):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    # By hand: lr (1 + cos(pi t / 3)) / 2 for t = 0, 1, 2 of each cycle.
+    assert lrs == pytest.approx([0.01, 0.0075, 0.0025, 0.01, 0.0075, 0.0025])
+
+
+def test_snapshots_are_kept_at_the_cycle_ends_of_the_last_stage_only(tiny_data, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for stale in ("snapshot1.pt", "snapshot3.pt"):  # left by a run of another configuration
+        (folder / stale).write_bytes(b"stale")
+    _train(tiny_data, tmp_path, _snapshot_params(tmp_path))
+    history = pd.read_csv(tmp_path / "history.csv")
+    # Cycles of 1 BCE epoch (lr 0.01 throughout) and of 3 Lovasz epochs (0.003 times 1, 3/4, 1/4).
+    lovasz = [0.003, 0.00225, 0.00075]
+    assert history["lr"].tolist() == pytest.approx([0.01, 0.01, *lovasz, *lovasz])
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "snapshot1.pt", "snapshot2.pt"]
+    for cycle, epoch in ((1, 5), (2, 8)):  # the Lovasz cycles end with epochs 5 and 8
+        kept = torch.load(folder / f"snapshot{cycle}.pt", weights_only=True)
+        assert (kept["cycle"], kept["cycles"], kept["epoch"], kept["stage"]) == (cycle, 2, epoch, "lovasz")
+        assert kept["score"] == history.loc[epoch - 1, "val_iou"] and kept["fold"] == 0
+        assert checkpoint_config(folder / f"snapshot{cycle}.pt") == tiny_params(tmp_path).model
+    first, second = (torch.load(folder / f"snapshot{c}.pt", weights_only=True)["model"] for c in (1, 2))
+    assert not all(torch.equal(first[k], second[k]) for k in first)
+
+    _train(tiny_data, tmp_path, _snapshot_params(tmp_path, snapshots=False))  # another configuration
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt"]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt_at(number):
+    def log(_metrics, step):
+        if step == number:  # before this epoch's resume state is saved: it is trained again
+            raise _Interrupted
+
+    return log
+
+
+@pytest.mark.parametrize("options", [{"scheduler": "cosine", "cycles": 1, "snapshots": False}, {}])
+def test_resuming_mid_cycle_gives_the_same_weights(tiny_data, tmp_path, options):
+    params = _snapshot_params(tmp_path, **options)
+    with pytest.raises(_Interrupted):
+        _train(tiny_data, tmp_path / "resumed", params, log=_interrupt_at(7))
+    state = torch.load(tmp_path / "resumed/model/last.pt", weights_only=True)
+    # Mid second Lovasz cycle, its first snapshot kept; epoch 8's lr comes from the scheduler state.
+    assert (state["next_stage"], state["next_epoch"]) == (1, 4)
+    _train(tiny_data, tmp_path / "resumed", params)
+    _train(tiny_data, tmp_path / "whole", params)
+    assert (tmp_path / "resumed/history.csv").read_text() == (tmp_path / "whole/history.csv").read_text()
+    kept = sorted(p.name for p in (tmp_path / "whole/model").iterdir())
+    assert kept == (["best.pt", "snapshot1.pt", "snapshot2.pt"] if params.train.snapshots else ["best.pt"])
+    for name in kept:  # the same weights give the same bytes
+        assert (tmp_path / "resumed/model" / name).read_bytes() == (
+            tmp_path / "whole/model" / name
+        ).read_bytes()

@@ -16,7 +16,7 @@ def evaluate(
         "prepared/folds.csv"
     ),
     models: Annotated[
-        Path, typer.Option(help="Folder with fold<K>/best.pt for every fold in split.folds.")
+        Path, typer.Option(help="Folder with fold<K>/best.pt (or snapshot<C>.pt) for each of split.folds.")
     ] = Path("models"),
     out_metrics: Annotated[Path, typer.Option(help="Metrics JSON (read by `dvc metrics`).")] = Path(
         "metrics/evaluate.json"

@@ -10,7 +10,7 @@ import typer
 
 def register(
     models: Annotated[
-        Path, typer.Option(help="Folder with fold<K>/best.pt for every evaluated fold.")
+        Path, typer.Option(help="Folder with fold<K>/best.pt (or snapshot<C>.pt) for every evaluated fold.")
     ] = Path("models"),
     eval_dir: Annotated[
         Path, typer.Option(help="Folder written by `salt evaluate` (thresholds.json).")
@@ -26,7 +26,7 @@ def register(
     ),
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
     fold_models: Annotated[
-        bool, typer.Option(help="Also register each fold network as <model_name>-fold<K>.")
+        bool, typer.Option(help="Also register each fold network as <model_name>-fold<K>[-snapshot<C>].")
     ] = True,
 ) -> None:
     """Register the ensemble, tagged with its out-of-fold score; promote it only if it beats the champion.

@@ -6,9 +6,12 @@
 from saltseg.models import preact_resunet, timm_unet  # noqa: F401  (fill the registry)
 from saltseg.models.checkpoint import (
     checkpoint_config,
+    checkpoint_cycles,
     checkpoint_precision,
     load_checkpoint_model,
     save_checkpoint,
+    snapshot_path,
+    snapshot_paths,
 )
 from saltseg.models.registry import MODELS, build_model, check_buildable, register
 
@@ -17,8 +20,11 @@ __all__ = [
     "build_model",
     "check_buildable",
     "checkpoint_config",
+    "checkpoint_cycles",
     "checkpoint_precision",
     "load_checkpoint_model",
     "register",
     "save_checkpoint",
+    "snapshot_path",
+    "snapshot_paths",
 ]

@@ -4,12 +4,15 @@
  "fold": int, "epoch": int (1-based over all stages), "stage": str, "monitor": str, "score": float,
  "precision": str (train.precision: the model predicts as it was validated),
  "data_hash": str (the fingerprint of the prepared data it was trained on)}
+A snapshot (train.snapshots) is the same dict with "cycle" and "cycles" (c of n, 1-based), kept
+as snapshot<c>.pt beside best.pt.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from saltseg.atomic import atomic_file
 from saltseg.config import ModelConfig, params_from_dict
 from saltseg.errors import SaltError
 from saltseg.models.registry import build_model
+
+SNAPSHOT = re.compile(r"snapshot(\d+)\.pt")
 
 
 def _plain(value: Any) -> Any:
@@ -83,6 +88,25 @@ def checkpoint_data_hash(path: str | Path) -> str | None:
 def checkpoint_precision(path: str | Path) -> str:
     """train.precision of the run that wrote it ("fp32" for checkpoints older than the setting)."""
     return str(_read(path).get("precision", "fp32"))
+
+
+def snapshot_path(folder: str | Path, cycle: int) -> Path:
+    """folder/snapshot<cycle>.pt: the weights at the end of cycle `cycle` (1-based) of the last stage."""
+    return Path(folder) / f"snapshot{cycle}.pt"
+
+
+def snapshot_paths(folder: str | Path) -> list[Path]:
+    """The snapshot<c>.pt files in `folder`, by cycle."""
+    found = {p: SNAPSHOT.fullmatch(p.name) for p in Path(folder).glob("snapshot*.pt")}
+    return sorted((p for p, m in found.items() if m), key=lambda p: int(found[p][1]))
+
+
+def checkpoint_cycles(path: str | Path) -> int:
+    """How many snapshots the run that wrote this snapshot kept (its "cycles")."""
+    cycles = _read(path).get("cycles")
+    if not isinstance(cycles, int):
+        raise SaltError(f"{path}: not a snapshot (no 'cycles')")
+    return cycles
 
 
 def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

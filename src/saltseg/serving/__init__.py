@@ -2,12 +2,14 @@
 
 `ensemble_model.py` is the model definition that MLflow copies into the model and
 executes at load time; nothing is cloudpickled. Its artifacts are the fold
-checkpoints (keys "fold<k>") and thresholds.json (key "thresholds"); the saltseg
+checkpoints (keys "fold<k>" for best.pt, "fold<k>-snapshot<c>" for the snapshots of
+a snapshot ensemble) and thresholds.json (key "thresholds"); the saltseg
 package travels with the model as code, so it loads where saltseg is not installed.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +21,22 @@ TILE = 101
 # The most images one request may hold (model_config "max_batch" overrides it): 1,024 tiles
 # are 84 MB as int64 after JSON parsing and a few seconds of CPU per fold model.
 MAX_BATCH = 1024
+MEMBER = re.compile(r"fold(\d+)(?:-snapshot(\d+))?")
 
 
 def fold_key(fold: int) -> str:
     return f"fold{fold}"
+
+
+def member_key(fold: int, checkpoint: Path) -> str:
+    """The artifact key of a fold's checkpoint: "fold<k>" (best.pt) or "fold<k>-snapshot<c>"."""
+    return fold_key(fold) if checkpoint.name == "best.pt" else f"{fold_key(fold)}-{checkpoint.stem}"
+
+
+def member_keys(keys: list[str]) -> list[str]:
+    """The checkpoint keys among artifact `keys`, by fold, then cycle: the order predict uses."""
+    found = {key: MEMBER.fullmatch(key) for key in keys}
+    return sorted((k for k, m in found.items() if m), key=lambda k: (int(found[k][1]), int(found[k][2] or 0)))
 
 
 def ensemble_signature():  # noqa: ANN201 - mlflow types are imported lazily

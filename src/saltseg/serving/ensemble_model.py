@@ -1,7 +1,8 @@
 """MLflow "models from code": the fold ensemble with flip TTA and the tuned post-processing.
 
 MLflow executes this file when the model is loaded (and once when it is logged);
-`load_context` rebuilds the fold models from the checkpoint artifacts. Prediction is
+`load_context` rebuilds the fold models (snapshots included) from the checkpoint artifacts.
+Prediction is
 `saltseg.inference.Ensemble.predict_masks`, the same code `salt predict` runs.
 """
 
@@ -15,7 +16,7 @@ from mlflow.pyfunc import PythonModel
 
 from saltseg.errors import SaltError
 from saltseg.inference import Ensemble, as_images
-from saltseg.serving import MAX_BATCH, THRESHOLDS_KEY, split_input
+from saltseg.serving import MAX_BATCH, THRESHOLDS_KEY, member_keys, split_input
 
 
 class BadImages(MlflowException):
@@ -42,10 +43,9 @@ class BadImages(MlflowException):
 class SaltEnsemble(PythonModel):
     def load_context(self, context) -> None:  # noqa: ANN001 - mlflow's PythonModelContext
         artifacts = context.artifacts
-        folds = sorted((k for k in artifacts if k.startswith("fold")), key=lambda k: int(k[4:]))
         config = context.model_config or {}
         self.ensemble = Ensemble.from_files(
-            [Path(artifacts[k]) for k in folds],
+            [Path(artifacts[k]) for k in member_keys(list(artifacts))],
             Path(artifacts[THRESHOLDS_KEY]),
             batch_size=int(config.get("batch_size", 64)),
             device=str(config.get("device", "auto")),
