@@ -103,14 +103,23 @@ def select(fraction: np.ndarray, cfg: PseudoConfig) -> np.ndarray:
     return passed
 
 
-def _teacher_version(uri: str) -> str:
-    """ "<name>/<version>" of a models:/ URI (an alias resolved now); "" for other URIs."""
-    if not uri.startswith("models:/"):
-        return ""
+def _teacher_version(params: Params) -> str:
+    """ "<name>/<version>" that pseudo.teacher names now (an alias resolved), "" for a URI
+    outside the registry; the stage then loads that very version, whatever the alias does."""
+    from mlflow.exceptions import MlflowException
     from mlflow.store.artifact.utils.models import get_model_name_and_version
     from mlflow.tracking import MlflowClient
 
-    name, version = get_model_name_and_version(MlflowClient(), uri)
+    from saltseg import tracking
+
+    uri = params.pseudo.teacher
+    if not uri.startswith("models:/"):
+        return ""
+    tracking.configure(params.tracking)
+    try:
+        name, version = get_model_name_and_version(MlflowClient(), uri)
+    except MlflowException as exc:
+        raise SaltError(f"{uri}: no such registered model ({str(exc).splitlines()[0]})") from None
     return f"{name}/{version}"
 
 
@@ -124,7 +133,8 @@ def label_test_images(params: Params, data_dir: Path, prepared: Path) -> PseudoS
     from saltseg.predict import load_registered
 
     cfg = params.pseudo
-    teacher = load_registered(cfg.teacher, params)
+    version = _teacher_version(params)
+    teacher = load_registered(f"models:/{version}" if version else cfg.teacher, params)
     current = load_prepared(prepared).fingerprint
     if teacher.data_hash != current:
         raise SaltError(
@@ -145,7 +155,7 @@ def label_test_images(params: Params, data_dir: Path, prepared: Path) -> PseudoS
         images=images[kept],
         masks=masks[kept],
         teacher=cfg.teacher,
-        teacher_version=_teacher_version(cfg.teacher),
+        teacher_version=version,
         teacher_data_hash=teacher.data_hash,
         n_test=len(images),
         n_confident=int((fraction >= cfg.min_confident_fraction).sum()),

@@ -197,6 +197,13 @@ def test_teacher_of_other_data_is_refused_in_one_line(teacher, tmp_path, monkeyp
         f"{other_hash}; name a teacher registered for this data in pseudo.teacher"
     )
     assert not (tmp_path / "pseudo.npz").exists()
+    for missing in ("models:/nope@champion", "models:/nope/1"):
+        raw = yaml.safe_load(params.read_text())
+        raw["pseudo"]["teacher"] = missing
+        params.write_text(yaml.safe_dump(raw))
+        code, _, err = _salt_pseudo(monkeypatch, capsys, teacher, params, tmp_path / "pseudo.npz")
+        assert code == 1 and err.strip().splitlines()[-1].startswith(f"error: {missing}: "), err
+    assert not (tmp_path / "pseudo.npz").exists()
 
 
 def _pseudo_file(path: Path, data_hash: str, n: int = 6) -> PseudoSet:
