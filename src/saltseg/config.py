@@ -195,6 +195,28 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class PseudoConfig:
+    """Pseudo-labels: unlabelled test images with a teacher's confident masks, added to every
+    fold's training images (never to validation). The teacher is a model registered by an
+    earlier pipeline run (DVC forbids cycles); None turns the stage into a no-op."""
+
+    teacher: str | None = None  # MLflow model URI, e.g. models:/saltseg-ensemble/3; None: off
+    confidence: float = 0.9  # a pixel is confident when its probability is >= this or <= 1 - this
+    min_confident_fraction: float = 0.97  # keep an image when at least this share of its pixels are confident
+    max_images: int | None = None  # keep at most this many (the most confident); None: no cap
+
+    def __post_init__(self) -> None:
+        teacher = self.teacher
+        _require(teacher is None or bool(teacher.strip()), "teacher", "null or an MLflow model URI", teacher)
+        _require(0.5 < self.confidence <= 1, "confidence", "in (0.5, 1]", self.confidence)
+        fraction = self.min_confident_fraction
+        _require(0 < fraction <= 1, "min_confident_fraction", "in (0, 1]", fraction)
+        _require(
+            self.max_images is None or self.max_images >= 1, "max_images", "null or >= 1", self.max_images
+        )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
     batch_size: int = 32  # the seed: 64
@@ -302,6 +324,7 @@ class Params:
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pseudo: PseudoConfig = field(default_factory=PseudoConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)

@@ -29,7 +29,7 @@ from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.errors import SaltError
 from saltseg.inference import Members, binarize, fold_members, load_models, load_thresholds, predict_proba
 from saltseg.metrics import competition_score, iou_per_image, score_per_image
-from saltseg.models.checkpoint import checkpoint_data_hash
+from saltseg.models.checkpoint import checkpoint_data_hash, checkpoint_pseudo_hash
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,21 @@ def check_snapshots(checkpoints: Members, cfg: TrainConfig) -> None:
             )
 
 
+def trained_pseudo_hash(checkpoints: Members) -> str | None:
+    """The pseudo-label set every fold model also trained on (None: none). The folds must agree:
+    otherwise their ensemble would belong to no single pipeline run."""
+    (first, expected), *others = (
+        (path, checkpoint_pseudo_hash(path)) for paths in checkpoints.values() for path in paths
+    )
+    for path, found in others:
+        if found != expected:
+            raise SaltError(
+                f"{path}: trained with pseudo-label set {found or 'none'}, but {first} with "
+                f"{expected or 'none'}; retrain the folds (`dvc repro`)"
+            )
+    return expected
+
+
 def score_curves(grid: pd.DataFrame, column: str, chosen: Tuning, out: Path) -> None:
     """PNG: score versus threshold, one curve per min_area, the chosen cell marked."""
     from saltseg.plots import plt  # selects the file-only backend
@@ -240,6 +255,7 @@ def run_evaluate(
     check_snapshots(checkpoints, params.train)
     data_hash = prepared.fingerprint
     check_trained_on(checkpoints, data_hash, prepared_path)
+    pseudo_hash = trained_pseudo_hash(checkpoints)
     oof = out_of_fold(prepared, folds_df, checkpoints, cfg.batch_size, params.runtime)
     tuned_tta, tuned_plain = tune(prepared.masks, oof.tta, cfg), tune(prepared.masks, oof.plain, cfg)
     chosen, other = (tuned_tta, tuned_plain) if cfg.tta else (tuned_plain, tuned_tta)
@@ -252,6 +268,8 @@ def run_evaluate(
         "score": chosen.score,
         "data_hash": data_hash,  # the registered ensemble carries this file: its data identity
     }
+    if pseudo_hash:  # only then: without pseudo-labels the file keeps its bytes
+        thresholds["pseudo_hash"] = pseudo_hash
     grid = _grid_frame(cfg, chosen, other, cfg.tta)
     masks = binarize(oof.tta if cfg.tta else oof.plain, chosen.threshold, chosen.min_area)
     scores = score_per_image(prepared.masks, masks)
@@ -288,9 +306,10 @@ def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path:
 
     from saltseg import tracking
 
-    data_hash = load_thresholds(Path(out_dir) / "thresholds.json")["data_hash"]
+    tuned = load_thresholds(Path(out_dir) / "thresholds.json")
+    data_hash = tuned["data_hash"]
     tracking.configure(params.tracking)
-    run_id = tracking.parent_run_id(params, folds_csv, data_hash)
+    run_id = tracking.parent_run_id(params, folds_csv, data_hash, tuned.get("pseudo_hash"))
     with mlflow.start_run(run_id=run_id):
         tracking.describe_parent(params, data_hash, metrics)
         mlflow.log_metrics(flat_metrics(metrics))

@@ -199,7 +199,8 @@ def load_models(
 
 
 def load_thresholds(path: Path) -> dict:
-    """thresholds.json written by `salt evaluate`: threshold, min_area, tta, folds, score, data_hash."""
+    """thresholds.json written by `salt evaluate`: threshold, min_area, tta, folds, score, data_hash
+    (and pseudo_hash when the folds also trained on pseudo-labels)."""
     data = read_json(path, "run `salt evaluate` first")
     ok = isinstance(data.get("threshold"), int | float)
     ok = ok and isinstance(data.get("min_area"), int) and isinstance(data.get("folds"), list)

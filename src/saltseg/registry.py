@@ -225,7 +225,8 @@ def register(
     content = content_hash(checkpoints, thresholds_json)
 
     tracking.configure(params.tracking)
-    run_id = tracking.parent_run_id(params, folds_csv, data_hash)
+    pseudo_hash = tuned.get("pseudo_hash")  # the pseudo-label set the folds also trained on, if any
+    run_id = tracking.parent_run_id(params, folds_csv, data_hash, pseudo_hash)
     client = MlflowClient()
     version, fold_models = registered_version(client, name, content), {}
     with mlflow.start_run(run_id=run_id):
@@ -240,6 +241,8 @@ def register(
                 "folds": ",".join(map(str, folds)), "run_id": run_id, CONTENT_TAG: content,
                 DATA_TAG: data_hash, "data_source": params.data.source, "profile": params.profile,
             }  # fmt: skip
+            if pseudo_hash:
+                tags["pseudo_hash"] = pseudo_hash
             for key, value in tags.items():
                 client.set_model_version_tag(name, str(version), key, str(value))
             # A fold's export takes images only: depth-channel folds are served by the ensemble alone.

@@ -26,11 +26,13 @@ from saltseg.config import Params, TrackingConfig, flat_params
 PIPELINE_KEY_TAG = "saltseg.pipeline_key"
 FOLD_TAG = "saltseg.fold"
 DATA_TAG = "data_hash"
+PSEUDO_TAG = "pseudo_hash"  # the pseudo-label set the folds trained with (absent: none)
+PSEUDO_NOTE_TAG = "saltseg.pseudo_labels"  # what that set is, and why out-of-fold scores are optimistic
 # Makes the MLflow 3 UI open the experiment on its training runs, not on the GenAI overview.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # The sections that decide what a fold model is. `runtime` (device, threads, workers),
 # `tracking`, `evaluate` and `register` do not start a new pipeline run; `synth` does
-# through the data fingerprint, which covers every image the folds train on.
+# through the data fingerprint, and `pseudo` through the pseudo-label set's (pipeline_key).
 _KEY_SECTIONS = ("data", "split", "model", "augment", "train")
 # Files a pipeline run writes into the repository itself: they do not make the code dirty.
 _RECORDS = ("dvc.lock", "metrics", "plots", "registry.json", ".gitignore", "**/.gitignore")
@@ -90,9 +92,14 @@ def configure(cfg: TrackingConfig) -> str:
     return uri
 
 
-def pipeline_key(params: Params, folds_csv: Path, data_hash: str) -> str:
+def pipeline_key(params: Params, folds_csv: Path, data_hash: str, pseudo_hash: str | None = None) -> str:
+    """The identity of a pipeline run. The `pseudo` section joins through the fingerprint of
+    the pseudo-label set it made (`pseudo_hash`, None for none), not through its params: a
+    teacher alias that moves changes the set but not the params. Without pseudo-labels the
+    key is what it was before they existed."""
     sections = {name: dataclasses.asdict(getattr(params, name)) for name in _KEY_SECTIONS}
-    digest = hashlib.sha256(json.dumps({"data_hash": data_hash, **sections}, sort_keys=True).encode())
+    identity = {"data_hash": data_hash} | ({"pseudo_hash": pseudo_hash} if pseudo_hash else {})
+    digest = hashlib.sha256(json.dumps({**identity, **sections}, sort_keys=True).encode())
     digest.update(Path(folds_csv).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -128,9 +135,9 @@ def describe_parent(params: Params, data_hash: str, metrics: dict) -> None:
     mlflow.set_tag("mlflow.note.content", "\n".join(note))
 
 
-def parent_run_id(params: Params, folds_csv: Path, data_hash: str) -> str:
+def parent_run_id(params: Params, folds_csv: Path, data_hash: str, pseudo_hash: str | None = None) -> str:
     """The parent run of this pipeline configuration: found by tag, created if missing."""
-    key = pipeline_key(params, folds_csv, data_hash)
+    key = pipeline_key(params, folds_csv, data_hash, pseudo_hash)
     experiment = mlflow.get_experiment_by_name(params.tracking.experiment)
     found = MlflowClient().search_runs(
         [experiment.experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}'", max_results=1
@@ -138,6 +145,8 @@ def parent_run_id(params: Params, folds_csv: Path, data_hash: str) -> str:
     if found:
         return found[0].info.run_id
     tags = {PIPELINE_KEY_TAG: key, **lineage_tags(params, data_hash)}
+    if pseudo_hash:
+        tags[PSEUDO_TAG] = pseudo_hash
     with mlflow.start_run(run_name=run_name(params, data_hash), tags=tags) as run:
         mlflow.log_params(flat_params(params))
     return run.info.run_id

@@ -46,6 +46,7 @@ from saltseg.hardware import Policy
 from saltseg.loop import Validation, make_loader, train_epoch, validate
 from saltseg.losses import get_train_loss
 from saltseg.models import build_model, save_checkpoint, snapshot_path, snapshot_paths
+from saltseg.pseudo import PseudoSet
 
 HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "val_loss", "val_iou", "val_score")
 LogFn = Callable[[dict[str, float], int], None]
@@ -134,6 +135,13 @@ class _Job:
     val: Validation
     log: LogFn | None
     on_stage_start: Callable[[int, nn.Module], None] | None
+    pseudo_hash: str | None = None  # the pseudo-label set trained with; None: none
+
+    @property
+    def lineage(self) -> dict[str, str]:
+        """What a checkpoint records of the data it learnt from. The pseudo-label set only when
+        there is one, so that training without one writes the bytes it always wrote."""
+        return {"data_hash": self.data_hash} | ({"pseudo_hash": self.pseudo_hash} if self.pseudo_hash else {})
 
 
 @dataclass
@@ -243,7 +251,7 @@ def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dic
         if dist.is_main:
             save_checkpoint(
                 job.paths.best, run.model, params.model, fold=fold, epoch=number, stage=stage.loss,
-                monitor=cfg.monitor, score=row[cfg.monitor], precision=cfg.precision, data_hash=job.data_hash,
+                monitor=cfg.monitor, score=row[cfg.monitor], precision=cfg.precision, **job.lineage,
             )  # fmt: skip
     return row
 
@@ -257,11 +265,14 @@ def train_fold(
     key: str,
     log: LogFn | None = None,
     on_stage_start: Callable[[int, nn.Module], None] | None = None,
+    pseudo: PseudoSet | None = None,
 ) -> dict[str, float]:
     """Train one fold through all stages; returns the metrics written to `paths.metrics`.
 
     `split` holds the training and validation indices into `prepared`. `key`
-    identifies the configuration: a resume state with another key is ignored.
+    identifies the configuration: a resume state with another key is ignored. The
+    images of `pseudo` (test images with a teacher's masks) join the training images
+    only: validation, hence the kept checkpoint, sees labelled images alone.
     """
     started = time.monotonic()
     if params.runtime.threads:
@@ -270,17 +281,25 @@ def train_fold(
     policy = dist.place(hardware.for_params(params))
     train_idx, val_idx = split
     transform = build_augment(params.augment, seed=params.train.seed)
-    dataset = SaltDataset(
-        prepared.images[train_idx], prepared.masks[train_idx], transform, prepared.depths[train_idx]
-    )
+    images, masks = prepared.images[train_idx], prepared.masks[train_idx]
+    depths = prepared.depths[train_idx]
+    if pseudo:  # appended after the labelled images: no pseudo set, the same batches as always
+        images, masks = np.concatenate([images, pseudo.images]), np.concatenate([masks, pseudo.masks])
+        depths = np.concatenate([depths, pseudo.depths.astype(depths.dtype)])
+    dataset = SaltDataset(images, masks, transform, depths)
     loader = make_loader(dataset, params.train.batch_size, params.runtime, policy, dist)
     val = Validation.on(policy, prepared.images[val_idx], prepared.masks[val_idx], prepared.depths[val_idx])
     data_hash = prepared.fingerprint
-    job = _Job(params, fold, paths, key, data_hash, policy, dist, loader, val, log, on_stage_start)
+    pseudo_hash = pseudo.fingerprint if pseudo else None
+    job = _Job(
+        params, fold, paths, key, data_hash, policy, dist, loader, val, log, on_stage_start, pseudo_hash
+    )
     run = _start(params, fold, paths, key, policy, dist)
     for s in range(run.next_stage, len(params.train.stages)):
         _train_stage(s, run, job)
     metrics = _summary(run.history, params.train.monitor, fold, split, time.monotonic() - started)
+    if pseudo:  # only then: the metrics of a run without pseudo-labels keep their exact form
+        metrics["n_pseudo"] = len(pseudo)
     if dist.is_main:
         write_text(paths.metrics, json.dumps(metrics, indent=2) + "\n")
         paths.state.unlink()

@@ -12,8 +12,10 @@ from saltseg import distributed, hardware, tracking
 from saltseg.config import Params, flat_params
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
+from saltseg.errors import SaltError
 from saltseg.loop import predict_logits
 from saltseg.plots import overlay_grid
+from saltseg.pseudo import PseudoSet, load_pseudo
 from saltseg.train import FoldPaths, load_resume_state, train_fold
 
 FIGURE_IMAGES = 16
@@ -53,28 +55,68 @@ def _validation_figure(
     overlay_grid(images[order], masks[order], pred, titles, out)
 
 
-def run_fold(params: Params, prepared_path: Path, folds_csv: Path, fold: int, paths: FoldPaths) -> dict:
-    """Train fold `fold` and log it under the pipeline's parent run; returns its metrics."""
+def _load_pseudo(path: Path | None, data_hash: str, prepared_path: Path) -> PseudoSet | None:
+    """The pseudo-label set at `path` (None: none), refused when its teacher learnt other data."""
+    if path is None:
+        return None
+    pseudo = load_pseudo(path)
+    if pseudo and pseudo.teacher_data_hash != data_hash:
+        raise SaltError(
+            f"{path}: labelled by a teacher of data {pseudo.teacher_data_hash}, but {prepared_path} holds "
+            f"data {data_hash}; rerun `salt pseudo` (`dvc repro`)"
+        )
+    return pseudo
+
+
+def _pseudo_tags(parent_id: str, pseudo: PseudoSet) -> dict[str, str]:
+    """Tags saying which pseudo-labels the folds learnt from and that their scores are optimistic;
+    set on the parent run too, where the out-of-fold scores are logged."""
+    tags = {tracking.PSEUDO_TAG: pseudo.fingerprint, tracking.PSEUDO_NOTE_TAG: pseudo.describe()}
+    tags |= {"pseudo_teacher": pseudo.teacher_version or pseudo.teacher, "pseudo_images": str(len(pseudo))}
+    client = MlflowClient()
+    for name, value in tags.items():
+        client.set_tag(parent_id, name, value)
+    return tags
+
+
+def run_fold(
+    params: Params,
+    prepared_path: Path,
+    folds_csv: Path,
+    fold: int,
+    paths: FoldPaths,
+    pseudo_path: Path | None = None,
+) -> dict:
+    """Train fold `fold` and log it under the pipeline's parent run; returns its metrics.
+
+    `pseudo_path` (written by `salt pseudo`) adds its images to the training images; a
+    non-empty set makes the run a different pipeline run (saltseg.tracking.pipeline_key).
+    """
     prepared = load_prepared(prepared_path)
     split = fold_indices(prepared.ids, load_folds(folds_csv), fold)
     data_hash = prepared.fingerprint
-    key = f"{tracking.pipeline_key(params, folds_csv, data_hash)}-fold{fold}"
+    pseudo = _load_pseudo(pseudo_path, data_hash, prepared_path)
+    pseudo_hash = pseudo.fingerprint if pseudo else None
+    key = f"{tracking.pipeline_key(params, folds_csv, data_hash, pseudo_hash)}-fold{fold}"
     dist = distributed.context()
     if not dist.is_main:  # under torchrun the other ranks only compute: rank 0 tracks and writes
-        return train_fold(params, prepared, split, fold, paths, key)
+        return train_fold(params, prepared, split, fold, paths, key, pseudo=pseudo)
     tracking.configure(params.tracking)
-    parent_id = tracking.parent_run_id(params, folds_csv, data_hash)
+    parent_id = tracking.parent_run_id(params, folds_csv, data_hash, pseudo_hash)
     run_id = _fold_run_id(parent_id, params, fold, resuming=load_resume_state(paths, key) is not None)
     policy = hardware.for_params(params)
     tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, data_hash, str(policy.device))}
     tags["hardware_policy"] = policy.describe()  # how it ran: e.g. "cpu bf16 channels_last"
     tags["world_size"] = str(dist.world_size)  # torchrun processes that trained this fold
+    if pseudo:
+        tags |= _pseudo_tags(parent_id, pseudo)
     with mlflow.start_run(run_id=run_id, run_name=f"fold{fold}", parent_run_id=parent_id, tags=tags):
         if run_id is None:
             mlflow.log_params(flat_params(params) | {"fold": fold})
         metrics = train_fold(
-            params, prepared, split, fold, paths, key, log=lambda m, step: mlflow.log_metrics(m, step=step)
-        )
+            params, prepared, split, fold, paths, key, log=lambda m, step: mlflow.log_metrics(m, step=step),
+            pseudo=pseudo,
+        )  # fmt: skip
         mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "fold"})
         monitor = params.train.monitor
         mlflow.set_tag("mlflow.runName", f"fold{fold} | {monitor} {metrics[f'best_{monitor}']:.3f}")

@@ -28,6 +28,26 @@ def test_pipeline_key_follows_the_data_but_not_the_hardware(tmp_path):
     assert _key(trained, folds) != _key(base, folds)
 
 
+def test_pseudo_labels_fork_the_key_through_their_fingerprint_only(tmp_path):
+    import hashlib
+    import json
+
+    folds = tmp_path / "folds.csv"
+    folds.write_text("id,fold,coverage_class\na,0,0\n")
+    base = Params()
+    sections = {name: dataclasses.asdict(getattr(base, name)) for name in tracking._KEY_SECTIONS}
+    before = hashlib.sha256(json.dumps({"data_hash": "a" * 16, **sections}, sort_keys=True).encode())
+    before.update(folds.read_bytes())
+    assert _key(base, folds) == before.hexdigest()[:16], "without pseudo-labels the key has not moved"
+    assert tracking.pipeline_key(base, folds, "a" * 16, None) == _key(base, folds)
+    labelled = tracking.pipeline_key(base, folds, "a" * 16, "b" * 16)
+    assert labelled != _key(base, folds)
+    assert labelled != tracking.pipeline_key(base, folds, "a" * 16, "c" * 16), "another set, another run"
+    # The set's fingerprint is the pseudo section's identity; its params alone change nothing.
+    teacher = dataclasses.replace(base, pseudo=dataclasses.replace(base.pseudo, teacher="models:/t/1"))
+    assert _key(teacher, folds) == _key(base, folds)
+
+
 def test_store_resolves_against_the_repository_a_dvc_experiment_came_from(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -21,7 +21,7 @@ from saltseg.tracking import FOLD_TAG, PIPELINE_KEY_TAG
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("synth", "prepare", "split", "evaluate", "register", "predict")
+STAGES = ("synth", "prepare", "split", "pseudo", "evaluate", "register", "predict")
 
 
 @pytest.fixture(scope="module")

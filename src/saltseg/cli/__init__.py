@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from saltseg.cli import data, evaluate, params, predict, register, train
+from saltseg.cli import data, evaluate, params, predict, pseudo, register, train
 from saltseg.errors import SaltError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ MLFLOW_STORE = (
     "file tracking.db (mlflow.db) in the current folder (in the repository the experiment came from "
     "under `dvc exp run`); browse it with `mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db`."
 )
+app.command("pseudo", epilog=MLFLOW_STORE)(pseudo.pseudo)
 app.command("train", epilog=MLFLOW_STORE)(train.train)
 app.command("evaluate", epilog=MLFLOW_STORE)(evaluate.evaluate)
 app.command("register", epilog=MLFLOW_STORE)(register.register)

@@ -34,6 +34,12 @@ def train(
         Path | None,
         typer.Option(help="Per-epoch CSV (read by `dvc plots`).", show_default="plots/train/fold<K>.csv"),
     ] = None,
+    pseudo: Annotated[
+        Path | None,
+        typer.Option(
+            help="Pseudo-labelled test images from `salt pseudo`, added to the training images only."
+        ),
+    ] = None,
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
     """Train one fold: BCE, then Lovasz from the best BCE weights; resumes if interrupted.
@@ -68,7 +74,7 @@ def train(
     )
     dist = distributed.init(params.runtime.device)  # a no-op outside torchrun
     try:
-        result = run_fold(params, prepared, folds, fold, paths)
+        result = run_fold(params, prepared, folds, fold, paths, pseudo)
     finally:
         distributed.shutdown()
     if not dist.is_main:

@@ -3,7 +3,8 @@
 {"model": state_dict, "model_config": dataclasses.asdict(ModelConfig) with tuples as lists,
  "fold": int, "epoch": int (1-based over all stages), "stage": str, "monitor": str, "score": float,
  "precision": str (train.precision: the model predicts as it was validated),
- "data_hash": str (the fingerprint of the prepared data it was trained on)}
+ "data_hash": str (the fingerprint of the prepared data it was trained on),
+ "pseudo_hash": str (the pseudo-label set it also trained on; absent when none)}
 A snapshot (train.snapshots) is the same dict with "cycle" and "cycles" (c of n, 1-based), kept
 as snapshot<c>.pt beside best.pt.
 """
@@ -83,6 +84,11 @@ def checkpoint_config(path: str | Path) -> ModelConfig:
 def checkpoint_data_hash(path: str | Path) -> str | None:
     """The fingerprint of the data a checkpoint was trained on (None for older checkpoints)."""
     return _read(path).get("data_hash")
+
+
+def checkpoint_pseudo_hash(path: str | Path) -> str | None:
+    """The fingerprint of the pseudo-label set a checkpoint also trained on (None: none)."""
+    return _read(path).get("pseudo_hash")
 
 
 def checkpoint_precision(path: str | Path) -> str:
