@@ -8,8 +8,13 @@ the predictions scored. The kept checkpoint is chosen on the same held-out image
 rule), alike in every arm.
 
     dvc repro split                                   # prepared/ from data/ (the real data)
-    python benchmarks/ablation.py --folds 0 1         # every arm; or --arms baseline scse ...
+    python benchmarks/ablation.py --folds 0 1         # every arm but pseudo; or --arms baseline scse ...
+    python benchmarks/ablation.py --arms pseudo --teacher models:/saltseg-ensemble/N   # after a full run
     python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
+
+The pseudo arm labels the test images with `--teacher` (a model registered by an earlier
+pipeline run on the same data, e.g. the real-cpu champion: `salt champion`) through `salt
+pseudo`; its score is optimistic, since the teacher's folds saw the images scored here.
 
 Results accumulate in docs/ablation.json (one entry per arm, with machine, date, commit, data
 fingerprint, budget); the table in docs/ablation.md is rebuilt from it after every arm.
@@ -34,11 +39,17 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
     "hypercolumn": ("hypercolumn head", {"model.hypercolumn": True}),
     "coord": ("vertical-position input channel", {"model.coord_channels": True}),
     "lovasz_elu": ("Lovasz hinge on elu+1", {"train.lovasz_elu": True}),
+    "warm_restarts": (
+        "cosine warm restarts, 2 cycles a stage, + snapshot ensemble of the last stage's cycles",
+        {"train.scheduler": "warm_restarts", "train.cycles": 2, "train.snapshots": True},
+    ),
     "empty_head": ("deep supervision + image-level empty head", {"model.empty_head": True}),
     "depth": ("depth as a constant input channel", {"model.depth_channel": True}),
     # Pad against resize at the seed's 128 px: 4x the pixels of the base's 64, so both arms pay it.
     "resize128": ("resize 101 -> 128 (control for pad128)", {"model.input_size": 128}),
     "pad128": ("reflect-pad 101 -> 128 instead of resizing", {"model.input_size": 128, "model.fit": "pad"}),
+    # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
+    "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
 
 
@@ -61,13 +72,14 @@ def _commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def arm_params(profile: Path, arm: str) -> dict:
+def arm_params(profile: Path, arm: str, teacher: str | None = None) -> dict:
     """The profile's complete params with the arm's overrides, labelled `<profile>/<arm>`."""
     from saltseg.config import params_from_dict, params_to_dict
     from saltseg.profiles import resolve
 
     values = params_to_dict(resolve(profile))
-    for key, value in ARMS[arm][1].items():
+    overrides = ARMS[arm][1] | ({"pseudo.teacher": teacher} if arm == "pseudo" else {})
+    for key, value in overrides.items():
         section, name = key.split(".")
         values[section][name] = value
     values["profile"] = f"{profile.stem}/{arm}"
@@ -75,14 +87,17 @@ def arm_params(profile: Path, arm: str) -> dict:
 
 
 def fold_score(prepared, folds_df, fold: int, fold_dir: Path, runtime) -> float:  # noqa: ANN001
-    """Competition score of the fold's held-out images, flip TTA, threshold 0.5, no min area."""
+    """Competition score of the fold's held-out images predicted by its members (best.pt, or its
+    snapshots), flip TTA, threshold 0.5, no min area."""
     from saltseg.data.folds import fold_indices
-    from saltseg.inference import binarize, load_models, predict_proba
+    from saltseg.inference import binarize, fold_members, load_models, predict_proba
     from saltseg.metrics import competition_score
 
     _, val_idx = fold_indices(prepared.ids, folds_df, fold)
-    models, cfg, policy = load_models([fold_dir / "best.pt"], runtime)
-    proba = predict_proba(models, prepared.images[val_idx], cfg, True, 64, policy)
+    (members,) = fold_members(fold_dir.parent, [fold]).values()
+    models, cfg, policy = load_models(members, runtime)
+    depths = prepared.depths[val_idx]
+    proba = predict_proba(models, prepared.images[val_idx], cfg, True, 64, policy, depths)
     return competition_score(prepared.masks[val_idx], binarize(proba, 0.5))
 
 
@@ -95,9 +110,16 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
 
     work = args.work / arm
     work.mkdir(parents=True, exist_ok=True)
-    values = arm_params(args.profile, arm)
+    if arm == "pseudo" and not args.teacher:
+        raise SystemExit("the pseudo arm needs --teacher URI (a model registered for this data)")
+    values = arm_params(args.profile, arm, args.teacher)
     params_file = work / "params.yaml"
     params_file.write_text(yaml.safe_dump(values, sort_keys=False))
+    pseudo = work / "pseudo.npz"  # an empty set unless the arm names a teacher
+    salt = [sys.executable, "-m", "saltseg"]
+    data = values["data"]["source"]
+    labelling = ["pseudo", "--params", str(params_file), "--data", data, "--prepared", str(args.prepared)]
+    subprocess.run([*salt, *labelling, "--out", str(pseudo)], check=True)
     prepared = load_prepared(args.prepared)
     folds_df = load_folds(args.folds_csv)
     runtime = params_from_dict(values).runtime
@@ -105,7 +127,7 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     for fold in args.folds:
         fold_dir = work / f"fold{fold}"
         metrics = work / f"fold{fold}.json"
-        cmd = [sys.executable, "-m", "saltseg", "train", "--fold", str(fold), "--params", str(params_file)]
+        cmd = [*salt, "train", "--fold", str(fold), "--params", str(params_file), "--pseudo", str(pseudo)]
         cmd += ["--prepared", str(args.prepared), "--folds", str(args.folds_csv), "--out-dir", str(fold_dir)]
         cmd += ["--metrics", str(metrics), "--history", str(work / f"fold{fold}.csv")]
         subprocess.run(cmd, check=True)
@@ -158,7 +180,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--profile", type=Path, default=ROOT / "configs/ablation.yaml")
-    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=[a for a in ARMS if a != "pseudo"])
+    parser.add_argument("--teacher", help="model URI of the pseudo arm's teacher (registered for this data)")
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--prepared", type=Path, default=Path("prepared/train.npz"))
     parser.add_argument("--folds-csv", type=Path, default=Path("prepared/folds.csv"))
