@@ -48,6 +48,11 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
     # Pad against resize at the seed's 128 px: 4x the pixels of the base's 64, so both arms pay it.
     "resize128": ("resize 101 -> 128 (control for pad128)", {"model.input_size": 128}),
     "pad128": ("reflect-pad 101 -> 128 instead of resizing", {"model.input_size": 128, "model.fit": "pad"}),
+    # What helped, together: the CPU-scaled configs/beyond-seed.yaml.
+    "combined": (
+        "empty head + scSE + hypercolumn (configs/beyond-seed.yaml's switches)",
+        {"model.empty_head": True, "model.scse": True, "model.hypercolumn": True},
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
