@@ -158,11 +158,13 @@ def table(results: dict) -> str:
     lines = [
         "# Ablation on the real data",
         "",
-        f"Each arm switches one technique on over `{first['profile']}` and trains folds "
+        f"Each arm switches one technique on over `configs/{Path(first['profile']).name}` and trains folds "
         f"{', '.join(first['folds'])} of the same 5-fold split of the 3,200 labelled images "
         f"(data {first['data']}); score = competition metric on each fold's held-out images, "
         "flip TTA, threshold 0.5, no minimum area (nothing tuned on what is scored). "
-        "Made by `benchmarks/ablation.py`; every fold is a run in MLflow under `<profile>/<arm>`.",
+        "Made by `benchmarks/ablation.py`; every fold is a run in MLflow under `<profile>/<arm>`. "
+        "Differences under ~0.01 are within the noise of two folds. Train seconds are indicative "
+        "only: some arms shared the 2 cores with other jobs.",
         "",
         "| arm | what | "
         + " | ".join(f"fold {k}" for k in first["folds"])
