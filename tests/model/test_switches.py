@@ -11,24 +11,25 @@ from saltseg.models.blocks import SCSE
 from saltseg.models.preact_resunet import vertical_position
 
 
-def test_scse_with_neutral_gates_returns_its_input() -> None:
-    # Zero weights and biases: both gates are sigmoid(0) = 1/2, so x/2 + x/2 = x.
-    block = SCSE(8)
+def _neutral_scse(channels: int) -> SCSE:
+    """Zero weights and biases: both gates are sigmoid(0) = 1/2 everywhere."""
+    block = SCSE(channels)
     for module in block.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
+    return block
+
+
+def test_scse_with_neutral_gates_returns_its_input() -> None:
+    block = _neutral_scse(8)  # x/2 + x/2 = x
     x = torch.randn(2, 8, 5, 5)
     assert torch.allclose(block(x), x)
 
 
 def test_scse_spatial_gate_weighs_pixels() -> None:
     # Channel gate neutral (1/2); the spatial gate is sigmoid(sum of channels) per pixel.
-    block = SCSE(2)
-    for module in block.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.zeros_(module.weight)
-            nn.init.zeros_(module.bias)
+    block = _neutral_scse(2)
     nn.init.ones_(block.spatial_gate[0].weight)
     x = torch.tensor([[[[1.0, -1.0]], [[1.0, -1.0]]]])  # (1, 2, 1, 2): pixel sums 2 and -2
     gate = torch.sigmoid(torch.tensor([2.0, -2.0]))
