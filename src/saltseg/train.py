@@ -221,7 +221,7 @@ def _save_snapshot(cycle: int, row: dict, run: _Fold, job: _Job) -> None:
     save_checkpoint(
         job.paths.snapshot(cycle), run.model, job.params.model, fold=job.fold, epoch=row["epoch"],
         stage=row["stage"], cycle=cycle, cycles=cfg.cycles, monitor=cfg.monitor, score=row[cfg.monitor],
-        precision=cfg.precision, data_hash=job.data_hash,
+        precision=cfg.precision, **job.lineage,
     )  # fmt: skip
 
 
