@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -121,14 +124,53 @@ def test_pipeline_runs_are_named_by_profile_and_data(two_data_sets: ProjectCopy)
         assert run.data.params["model.start_filters"] == "4"
 
 
-def wait_for_queue(copy: ProjectCopy, timeout: float = 1800) -> str:
+def run_queue(copy: ProjectCopy, jobs: int, timeout: float = 1200) -> str:
+    """Start `jobs` DVC queue workers, wait until nothing is queued or running, stop them.
+
+    DVC's temporary workers (dvc-task) have two races that a busy machine triggers: a
+    worker busy in an experiment can miss its monitor's one-second inspect and be told to
+    shut down, which leaves experiments queued with no worker (treeverse/dvc#10562; the
+    remedy is to start workers again), or that shutdown gets lost and the worker idles
+    forever once the queue is empty. So the workers' output goes to a file (a captured pipe
+    would stay open as long as they live), and whatever worker is left is stopped at the end.
+    """
+    log = copy.root.parent / "queue-start.log"
+
+    def start() -> float:
+        with log.open("ab") as out:
+            subprocess.run(
+                ["dvc", "queue", "start", "-j", str(jobs)],
+                cwd=copy.root,
+                env=copy.env,
+                stdout=out,
+                stderr=out,
+                check=True,
+                timeout=120,
+            )
+        return time.monotonic()
+
     deadline = time.monotonic() + timeout
-    while True:
-        status = copy.run("dvc", "queue", "status").stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            return status
-        assert time.monotonic() < deadline, status
-        time.sleep(5)
+    started = start()
+    try:
+        while True:
+            status = copy.run("dvc", "queue", "status").stdout
+            if not any(word in status for word in ("Queued", "Running")):
+                return status
+            assert time.monotonic() < deadline, status + log.read_text()
+            if "Running" not in status and time.monotonic() - started > 30:
+                started = start()
+            time.sleep(5)
+    finally:
+        stop_workers(copy)
+
+
+def stop_workers(copy: ProjectCopy) -> None:
+    """Stop the queue workers still alive in the copy (by the pid files DVC keeps for them)."""
+    for info in (copy.root / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.json"):
+        pid = json.loads(info.read_text())["pid"]
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists() and b"queue-worker" in cmdline.read_bytes():
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_queued_experiments_land_in_the_project_store(tmp_path: Path) -> None:
@@ -139,8 +181,7 @@ def test_queued_experiments_land_in_the_project_store(tmp_path: Path) -> None:
     head = copy.run("git", "rev-parse", "HEAD").stdout.strip()
     for name, seed in (("exp-a", 1), ("exp-b", 2)):
         copy.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}", "-n", name)
-    copy.run("dvc", "queue", "start", "-j", "2", timeout=1800)
-    status = wait_for_queue(copy)
+    status = run_queue(copy, jobs=2)
     assert status.count("Success") == 2, (
         status + copy.run("dvc", "queue", "logs", "exp-a", check=False).stdout
     )
