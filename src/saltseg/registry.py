@@ -2,10 +2,13 @@
 
 There is one champion per data set: the alias is `<register.alias>-<data fingerprint>`
 (e.g. `champion-3fa9c2e14b7d0a55`), so a model is only ever compared with, promoted
-over, and used to predict for models trained on the same data. The ensemble version is
-tagged with its out-of-fold score and its data; the alias moves to it only when that
-score beats the current champion's. Registering the same files again (an identical
-rerun) reuses their version instead of adding one.
+over, and used to predict for models trained on the same data. Folds that also trained
+on pseudo-labels have optimistic out-of-fold scores (the teacher saw their held-out
+images), so they compete for a champion of their own, `<alias>-<fingerprint>-pseudo`,
+and never displace an honestly scored one. The ensemble version is tagged with its
+out-of-fold score and its data; the alias moves to it only when that score beats the
+current champion's. Registering the same files again (an identical rerun) reuses their
+version instead of adding one.
 """
 
 from __future__ import annotations
@@ -122,9 +125,10 @@ def log_fold_model(name: str, key: str, checkpoint: Path):  # noqa: ANN201
     )
 
 
-def champion_alias(alias: str, data_hash: str) -> str:
-    """The alias of the champion for one data set: `<alias>-<data fingerprint>`."""
-    return f"{alias}-{data_hash}"
+def champion_alias(alias: str, data_hash: str, pseudo_labels: bool = False) -> str:
+    """The alias of the champion for one data set: `<alias>-<data fingerprint>`, with
+    `-pseudo` for models whose folds also trained on pseudo-labels (optimistic scores)."""
+    return f"{alias}-{data_hash}" + ("-pseudo" if pseudo_labels else "")
 
 
 def _no_such_alias(exc: MlflowException) -> bool:
@@ -221,11 +225,11 @@ def register(
     if not Path(folds_csv).is_file():
         raise SaltError(f"{folds_csv}: folds file not found")
     name, score, data_hash = params.register.model_name, metrics["score"], tuned["data_hash"]
-    alias = champion_alias(params.register.alias, data_hash)
+    pseudo_hash = tuned.get("pseudo_hash")  # the pseudo-label set the folds also trained on, if any
+    alias = champion_alias(params.register.alias, data_hash, pseudo_labels=bool(pseudo_hash))
     content = content_hash(checkpoints, thresholds_json)
 
     tracking.configure(params.tracking)
-    pseudo_hash = tuned.get("pseudo_hash")  # the pseudo-label set the folds also trained on, if any
     run_id = tracking.parent_run_id(params, folds_csv, data_hash, pseudo_hash)
     client = MlflowClient()
     version, fold_models = registered_version(client, name, content), {}

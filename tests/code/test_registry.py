@@ -34,30 +34,49 @@ def store(tmp_path, monkeypatch):
 
 
 def write_evaluation(
-    folder: Path, score: float, threshold: float = 0.5, min_area: int = 0, data_hash: str = DATA_HASH
+    folder: Path,
+    score: float,
+    threshold: float = 0.5,
+    min_area: int = 0,
+    data_hash: str = DATA_HASH,
+    pseudo_hash: str | None = None,
 ) -> None:
     """What `salt evaluate` leaves for `register`: eval/thresholds.json and the metrics JSON."""
     (folder / "eval").mkdir(exist_ok=True)
     tuned = {"threshold": threshold, "min_area": min_area, "tta": True, "folds": [0, 1], "score": score}
     tuned["data_hash"] = data_hash
+    if pseudo_hash:
+        tuned["pseudo_hash"] = pseudo_hash
     (folder / "eval" / "thresholds.json").write_text(json.dumps(tuned))
     metrics = {"score": score, "folds": {"fold0": score - 0.1, "fold1": score + 0.1}}
     (folder / "evaluate.json").write_text(json.dumps(metrics))
 
 
 def registered_setup(
-    folder: Path, score: float, threshold: float = 0.5, min_area: int = 0, data_hash: str = DATA_HASH
+    folder: Path,
+    score: float,
+    threshold: float = 0.5,
+    min_area: int = 0,
+    data_hash: str = DATA_HASH,
+    pseudo_hash: str | None = None,
 ) -> Path:
     """Fold checkpoints, evaluation outputs, a folds CSV and params.yaml; returns params.yaml."""
     if not (folder / "models").exists():
         fold_checkpoints(folder / "models", data_hash=data_hash)
-    write_evaluation(folder, score, threshold, min_area, data_hash)
+    write_evaluation(folder, score, threshold, min_area, data_hash, pseudo_hash)
     (folder / "folds.csv").write_text("id,fold,coverage_class\na,0,0\nb,1,1\n")
     return write_params(folder / "params.yaml")
 
 
-def _register(folder: Path, score: float, threshold: float = 0.5, data_hash: str = DATA_HASH) -> dict:
-    params = load_params(registered_setup(folder, score, threshold, data_hash=data_hash))
+def _register(
+    folder: Path,
+    score: float,
+    threshold: float = 0.5,
+    data_hash: str = DATA_HASH,
+    pseudo_hash: str | None = None,
+) -> dict:
+    setup = registered_setup(folder, score, threshold, data_hash=data_hash, pseudo_hash=pseudo_hash)
+    params = load_params(setup)
     return register(
         params, folder / "models", folder / "eval", folder / "evaluate.json", folder / "folds.csv", False
     )
@@ -108,6 +127,18 @@ def test_champion_is_per_data_set(tmp_path, store):
     assert "is the first champion-bbbbbbbbbbbbbbbb" in real["message"]
     assert str(client.get_model_version_by_alias(NAME, "champion-aaaaaaaaaaaaaaaa").version) == "1"
     assert real["champion_uri"] == f"models:/{NAME}/2" != synthetic["champion_uri"]
+
+
+def test_pseudo_label_students_have_a_champion_of_their_own(tmp_path, store):
+    client = MlflowClient()
+    teacher = _register(tmp_path / "teacher", 0.7)
+    student = _register(tmp_path / "student", 0.9, threshold=0.45, pseudo_hash="cccccccccccccccc")
+    assert (student["alias"], student["promoted"]) == (f"{CHAMPION}-pseudo", True)
+    assert student["champion_uri"] == f"models:/{NAME}/2"
+    # Its optimistic 0.9 never meets the teacher's honest 0.7: that champion stays.
+    assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == "1"
+    assert teacher["champion_uri"] == f"models:/{NAME}/1"
+    assert client.get_model_version(NAME, "2").tags["pseudo_hash"] == "cccccccccccccccc"
 
 
 def test_registry_errors_are_not_read_as_no_champion(tmp_path, store, monkeypatch):
