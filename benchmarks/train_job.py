@@ -18,9 +18,11 @@ against one training step of the model under the policy.
 
     python benchmarks/train_job.py --quick               # ~4 min on 2 cores: 800 images, 1+1 epochs
     python benchmarks/train_job.py --repeats 3 --out-markdown benchmarks/results.md   # real-cpu: 10+5 epochs
+    python benchmarks/train_job.py --quick --profile configs/seed-full.yaml           # the seed's network
 
 Data: /work/shared/tgs (or --tgs DIR) ingested and prepared into a temporary folder, else the
-synthetic set. The parameters are configs/real-cpu.yaml's (model, batch, epochs, augmentation).
+synthetic set. The parameters (model, batch, augmentation, runtime) are --profile's, by default
+configs/real-cpu.yaml's; the epochs are the benchmark's own.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, Path, str]
         arrays = dict(np.load(prepared))
         keep = np.sort(np.random.default_rng(0).permutation(len(arrays["ids"]))[: args.images])
         np.savez(prepared, **{k: v[keep] for k, v in arrays.items()})
-    params = resolve(ROOT / "configs" / "real-cpu.yaml")
+    params = resolve(args.profile)
     bce, lovasz = params.train.stages
     stages = (StageConfig("bce", args.epochs[0], bce.lr), StageConfig("lovasz", args.epochs[1], lovasz.lr))
     params = dataclasses.replace(
@@ -234,6 +236,12 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, dict]:
     return rows
 
 
+def profile_name(profile: Path) -> str:
+    """`profile` as the README names it: relative to the repository when inside it."""
+    profile = profile.resolve()
+    return str(profile.relative_to(ROOT)) if profile.is_relative_to(ROOT) else str(profile)
+
+
 def table(rows: dict[str, dict], path: dict, args: argparse.Namespace, data: str, load: tuple) -> str:
     from train_throughput import machine
 
@@ -241,7 +249,8 @@ def table(rows: dict[str, dict], path: dict, args: argparse.Namespace, data: str
         f"### {datetime.date.today().isoformat()} — cpu{' (--quick)' if args.quick else ''}",
         "",
         f"Machine: {machine('cpu')}; load average {load[0]:.1f} before, {load[1]:.1f} after  ",
-        f"Data: {data}; fold 0; configs/real-cpu.yaml with {args.epochs[0]} + {args.epochs[1]} epochs, "
+        f"Data: {data}; fold 0; {profile_name(args.profile)} "
+        f"with {args.epochs[0]} + {args.epochs[1]} epochs, "
         f"runtime.compile {args.compile}; jobs round-robin, median of {args.repeats} round(s); "
         "ratios are medians of the per-round ratios  ",
         f"`salt train` policy: {path['policy']}; data path: augmentation {path['augment_img_s']:.0f} img/s "
@@ -268,6 +277,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--images", type=int, help="a random subset of the prepared images (800 with --quick)")
     p.add_argument(
         "--tgs", type=Path, default=Path("/work/shared/tgs"), help="Kaggle-layout data, if present"
+    )
+    p.add_argument(
+        "--profile", type=Path, default=ROOT / "configs/real-cpu.yaml", help="whose network and recipe"
     )
     p.add_argument("--repeats", type=int, default=1, help="run the jobs round-robin this often")
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="runtime.compile")
