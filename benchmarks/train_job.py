@@ -74,7 +74,11 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, Path, str]
         params,
         train=dataclasses.replace(params.train, stages=stages),
         tracking=dataclasses.replace(params.tracking, uri=f"sqlite:///{tmp / 'mlflow.db'}"),
-        runtime=dataclasses.replace(params.runtime, compile=args.compile),
+        # No loader workers: on 2 cores they only take time from the model (the data path is
+        # timed on its own), and the plain loop augments in the main process too.
+        runtime=dataclasses.replace(
+            params.runtime, compile=args.compile or params.runtime.compile, num_workers=0
+        ),
     )
     params_file = tmp / "params.yaml"
     params_file.write_text(yaml.safe_dump(params_to_dict(params), sort_keys=False))
@@ -251,7 +255,8 @@ def table(rows: dict[str, dict], path: dict, args: argparse.Namespace, data: str
         f"Machine: {machine('cpu')}; load average {load[0]:.1f} before, {load[1]:.1f} after  ",
         f"Data: {data}; fold 0; {profile_name(args.profile)} "
         f"with {args.epochs[0]} + {args.epochs[1]} epochs, "
-        f"runtime.compile {args.compile}; jobs round-robin, median of {args.repeats} round(s); "
+        f"runtime.compile {args.compile or 'as the profile'}; "
+        f"jobs round-robin, median of {args.repeats} round(s); "
         "ratios are medians of the per-round ratios  ",
         f"`salt train` policy: {path['policy']}; data path: augmentation {path['augment_img_s']:.0f} img/s "
         f"on one core, model train step {path['train_step_img_s']:.0f} img/s "
@@ -282,7 +287,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--profile", type=Path, default=ROOT / "configs/real-cpu.yaml", help="whose network and recipe"
     )
     p.add_argument("--repeats", type=int, default=1, help="run the jobs round-robin this often")
-    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help="runtime.compile")
+    p.add_argument("--compile", choices=("auto", "on", "off"), help="default: the profile's")
     p.add_argument("--jobs", default=",".join(JOBS), help=f"comma-separated subset of {JOBS}")
     p.add_argument("--out-markdown", type=Path, help="append the table to this file's train-job section")
     for hidden in ("--worker", "--prepared", "--folds", "--params"):
