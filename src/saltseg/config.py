@@ -18,7 +18,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from saltseg.data.tgs import SIZE as TILE
 from saltseg.errors import SaltError
@@ -414,14 +415,21 @@ def params_from_dict(raw: dict) -> Params:
     return _build(Params, raw or {}, "")  # type: ignore[return-value]
 
 
+def read_yaml(path: str | Path, yaml: YAML | None = None, what: str = "file") -> object:
+    """A params or profile file as DVC reads it: YAML 1.2 (ruamel), where `on`, `off`, `yes`
+    and `no` are strings, as `dvc exp run -S runtime.compile=on` means them, not booleans."""
+    try:
+        return (yaml or YAML(typ="safe")).load(Path(path).read_text())
+    except FileNotFoundError:
+        raise SaltError(f"{path}: {what} not found") from None
+    except YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise SaltError(f"{path}: not valid YAML ({first})") from None
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SaltError(f"{path}: params file not found") from None
-    except yaml.YAMLError as exc:
-        raise SaltError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    raw = read_yaml(path, what="params file")
     try:
         return params_from_dict(raw)
     except SaltError as exc:

@@ -17,23 +17,12 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 
 from saltseg.atomic import atomic_file
-from saltseg.config import Params, params_from_dict, params_to_dict
+from saltseg.config import Params, params_from_dict, params_to_dict, read_yaml
 from saltseg.errors import SaltError
 
 EDITED = "+edits"  # label suffix of a params.yaml changed by hand after its profile was applied
-
-
-def _read_yaml(path: Path, yaml: YAML) -> object:
-    try:
-        return yaml.load(Path(path).read_text())
-    except FileNotFoundError:
-        raise SaltError(f"{path}: file not found") from None
-    except YAMLError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise SaltError(f"{path}: not valid YAML ({first})") from None
 
 
 def _merge(base: dict, overlay: dict, where: str) -> None:
@@ -49,7 +38,7 @@ def _merge(base: dict, overlay: dict, where: str) -> None:
 
 def resolve(profile_file: Path) -> Params:
     """The complete parameters of a profile: the defaults with the profile's values laid over."""
-    overlay = _read_yaml(profile_file, YAML(typ="safe")) or {}
+    overlay = read_yaml(profile_file) or {}
     if not isinstance(overlay, dict):
         raise SaltError(f"{profile_file}: a profile is a mapping of params.yaml sections")
     values = params_to_dict(Params())
@@ -100,7 +89,7 @@ def apply_profile(params_file: Path, profile_file: Path) -> list[str]:
     yaml.representer.add_representer(
         type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
     )
-    doc = _read_yaml(params_file, yaml)
+    doc = read_yaml(params_file, yaml)
     if not isinstance(doc, CommentedMap):
         doc = CommentedMap()
     changed: list[str] = []

@@ -55,6 +55,15 @@ def test_missing_and_malformed_files_are_one_line_errors(tmp_path):
         load_params(bad)
 
 
+def test_params_read_as_dvc_reads_them_yaml_1_2(tmp_path):
+    # `dvc exp run -S runtime.compile=on` writes a bare `on`: a string in YAML 1.2, as DVC reads it.
+    path = tmp_path / "params.yaml"
+    path.write_text("runtime:\n  compile: on\ntrain:\n  weight_decay: 1e-4\n")
+    params = load_params(path)
+    assert params.runtime.compile == "on"
+    assert params.train.weight_decay == 1e-4  # YAML 1.1 would read the string "1e-4"
+
+
 def test_flat_params_are_dotted_and_cover_the_stages():
     flat = flat_params(Params())
     assert flat["model.name"] == "preact_resunet"

@@ -56,6 +56,12 @@ def test_changed_keys_are_reported_and_comments_kept(params_file):
     assert "source: data" in text and "# Kaggle-layout folder to train on" in text
 
 
+@pytest.mark.parametrize("profile", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_profile_reads_back_as_itself(params_file, profile):
+    apply_profile(params_file, profile)
+    assert load_params(params_file) == resolve(profile)
+
+
 def test_label_says_when_params_were_edited_by_hand(params_file):
     apply_profile(params_file, CONFIGS / "real-cpu.yaml")
     params = load_params(params_file)
