@@ -22,6 +22,8 @@ precision it was trained with, resolved on the machine at hand.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from dataclasses import dataclass
 
 import torch
@@ -106,12 +108,26 @@ def policy(
     channels_last = memory_format == "channels_last" or (
         memory_format == "auto" and dev.type in ("cpu", "cuda")
     )
+    compiled = compile == "on" or (compile == "auto" and dev.type == "cuda")  # see the module docstring
+    if compiled and dev.type == "cpu":
+        _require_cpp_compiler()
     return Policy(
         device=dev,
         autocast_dtype=torch.bfloat16 if bf16 else None,
         memory_format=torch.channels_last if channels_last else torch.contiguous_format,
-        compile=compile == "on" or (compile == "auto" and dev.type == "cuda"),  # see the module docstring
+        compile=compiled,
     )
+
+
+def _require_cpp_compiler() -> None:
+    # Inductor builds CPU kernels with $CXX (else g++); without one it fails only at the first
+    # step, after the run has started, with a long traceback.
+    cxx = os.environ.get("CXX", "g++")
+    if shutil.which(cxx) is None:
+        raise SaltError(
+            f"runtime.compile: on needs a C++ compiler on a CPU ({cxx}, from $CXX or the default, "
+            "is not installed): install g++ or set runtime.compile: off"
+        )
 
 
 def for_params(params: Params) -> Policy:

@@ -98,13 +98,13 @@ def run_fold(
     pseudo = _load_pseudo(pseudo_path, data_hash, prepared_path)
     pseudo_hash = pseudo.fingerprint if pseudo else None
     key = f"{tracking.pipeline_key(params, folds_csv, data_hash, pseudo_hash)}-fold{fold}"
+    policy = hardware.for_params(params)  # refuses a policy this machine cannot run, before any run exists
     dist = distributed.context()
     if not dist.is_main:  # under torchrun the other ranks only compute: rank 0 tracks and writes
         return train_fold(params, prepared, split, fold, paths, key, pseudo=pseudo)
     tracking.configure(params.tracking)
     parent_id = tracking.parent_run_id(params, folds_csv, data_hash, pseudo_hash)
     run_id = _fold_run_id(parent_id, params, fold, resuming=load_resume_state(paths, key) is not None)
-    policy = hardware.for_params(params)
     tags = {tracking.FOLD_TAG: str(fold), **tracking.lineage_tags(params, data_hash, str(policy.device))}
     tags["hardware_policy"] = policy.describe()  # how it ran: e.g. "cpu bf16 channels_last"
     tags["world_size"] = str(dist.world_size)  # torchrun processes that trained this fold

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -66,6 +67,19 @@ def test_train_help_shows_real_defaults_sections_and_the_mlflow_store():
     ],
 )
 def test_bad_params_stop_train_before_any_run_or_file(tiny_data, tmp_path, overlay, message):
+    params_file = tmp_path / "params.yaml"
+    assert _refused_train(tiny_data, tmp_path, overlay) == [f"error: {params_file}: {message}"]
+
+
+def test_compiling_without_a_cpp_compiler_stops_train_before_any_run_or_file(tiny_data, tmp_path):
+    overlay = {"runtime": {"device": "cpu", "compile": "on"}}
+    stderr = _refused_train(tiny_data, tmp_path, overlay, {"CXX": "no-such-compiler-saltseg"})
+    assert len(stderr) == 1, stderr
+    assert stderr[0].startswith("error: runtime.compile: on needs a C++ compiler on a CPU (no-such-compiler")
+
+
+def _refused_train(tiny_data, tmp_path: Path, overlay: dict, env: dict | None = None) -> list[str]:
+    """stderr lines of a `salt train` expected to fail before writing a file or an MLflow run."""
     prepared, folds = tiny_data
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(TINY | {k: TINY.get(k, {}) | v for k, v in overlay.items()}))
@@ -75,15 +89,15 @@ def test_bad_params_stop_train_before_any_run_or_file(tiny_data, tmp_path, overl
         "train", "--fold", "0", "--params", str(params_file), "--prepared", str(prepared),
         "--folds", str(folds), "--out-dir", str(out / "model"), "--metrics", str(out / "metrics.json"),
         "--history", str(out / "history.csv"),
-        env=os.environ | {"MLFLOW_TRACKING_URI": uri, "CI": "1"},
+        env=os.environ | {"MLFLOW_TRACKING_URI": uri, "CI": "1"} | (env or {}),
     )  # fmt: skip
     assert proc.returncode != 0
-    assert proc.stderr.splitlines() == [f"error: {params_file}: {message}"]
     assert not out.exists()
     if (tmp_path / "mlflow.db").exists():
         client = MlflowClient(uri)
         experiments = [e.experiment_id for e in client.search_experiments()]
         assert client.search_runs(experiments) == []
+    return proc.stderr.splitlines()
 
 
 def test_params_use_refuses_a_profile_with_bad_values(tmp_path):

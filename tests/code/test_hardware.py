@@ -44,6 +44,13 @@ def test_this_machine_reports_its_cpu_as_torch_sees_it():
     assert hardware.policy("auto", "cpu").precision == ("bf16" if native else "fp32")
 
 
+def test_compiling_on_a_cpu_needs_a_cpp_compiler(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-saltseg")
+    with pytest.raises(SaltError, match=r"^runtime.compile: on needs a C\+\+ compiler .*no-such-compiler"):
+        hardware.policy("auto", "cpu", compile="on")
+    assert not hardware.policy("auto", "cpu", compile="off").compile  # eager needs none
+
+
 def test_cuda_compiles_by_default(monkeypatch):
     monkeypatch.setattr(hardware, "native_bf16", lambda device: device.type == "cuda")
     policy = hardware.policy("auto", "cuda")  # a torch.device needs no GPU to exist
