@@ -34,49 +34,33 @@ def store(tmp_path, monkeypatch):
 
 
 def write_evaluation(
-    folder: Path,
-    score: float,
-    threshold: float = 0.5,
-    min_area: int = 0,
-    data_hash: str = DATA_HASH,
-    pseudo_hash: str | None = None,
+    folder: Path, score: float, threshold: float = 0.5, min_area: int = 0, data_hash: str = DATA_HASH, **tuned
 ) -> None:
-    """What `salt evaluate` leaves for `register`: eval/thresholds.json and the metrics JSON."""
+    """What `salt evaluate` leaves for `register`: eval/thresholds.json (with the `tuned` keys
+    too, e.g. pseudo_hash) and the metrics JSON."""
     (folder / "eval").mkdir(exist_ok=True)
-    tuned = {"threshold": threshold, "min_area": min_area, "tta": True, "folds": [0, 1], "score": score}
+    tuned |= {"threshold": threshold, "min_area": min_area, "tta": True, "folds": [0, 1], "score": score}
     tuned["data_hash"] = data_hash
-    if pseudo_hash:
-        tuned["pseudo_hash"] = pseudo_hash
     (folder / "eval" / "thresholds.json").write_text(json.dumps(tuned))
     metrics = {"score": score, "folds": {"fold0": score - 0.1, "fold1": score + 0.1}}
     (folder / "evaluate.json").write_text(json.dumps(metrics))
 
 
 def registered_setup(
-    folder: Path,
-    score: float,
-    threshold: float = 0.5,
-    min_area: int = 0,
-    data_hash: str = DATA_HASH,
-    pseudo_hash: str | None = None,
+    folder: Path, score: float, threshold: float = 0.5, min_area: int = 0, data_hash: str = DATA_HASH, **tuned
 ) -> Path:
     """Fold checkpoints, evaluation outputs, a folds CSV and params.yaml; returns params.yaml."""
     if not (folder / "models").exists():
         fold_checkpoints(folder / "models", data_hash=data_hash)
-    write_evaluation(folder, score, threshold, min_area, data_hash, pseudo_hash)
+    write_evaluation(folder, score, threshold, min_area, data_hash, **tuned)
     (folder / "folds.csv").write_text("id,fold,coverage_class\na,0,0\nb,1,1\n")
     return write_params(folder / "params.yaml")
 
 
 def _register(
-    folder: Path,
-    score: float,
-    threshold: float = 0.5,
-    data_hash: str = DATA_HASH,
-    pseudo_hash: str | None = None,
+    folder: Path, score: float, threshold: float = 0.5, data_hash: str = DATA_HASH, **tuned
 ) -> dict:
-    setup = registered_setup(folder, score, threshold, data_hash=data_hash, pseudo_hash=pseudo_hash)
-    params = load_params(setup)
+    params = load_params(registered_setup(folder, score, threshold, data_hash=data_hash, **tuned))
     return register(
         params, folder / "models", folder / "eval", folder / "evaluate.json", folder / "folds.csv", False
     )
