@@ -50,6 +50,7 @@ def salt(*args: str) -> None:
 def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, Path, str]:
     """prepared .npz, folds CSV and params file in `tmp`; the data's description."""
     import numpy as np
+    import torch
     import yaml
 
     from saltseg.config import StageConfig, params_to_dict
@@ -74,10 +75,13 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, Path, str]
         params,
         train=dataclasses.replace(params.train, stages=stages),
         tracking=dataclasses.replace(params.tracking, uri=f"sqlite:///{tmp / 'mlflow.db'}"),
-        # No loader workers: on 2 cores they only take time from the model (the data path is
-        # timed on its own), and the plain loop augments in the main process too.
+        # On a CPU no loader workers: on 2 cores they only take time from the model (the data
+        # path is timed on its own). A GPU keeps the profile's: there a model fed by the main
+        # process would wait for it. The plain loop augments in the main process either way.
         runtime=dataclasses.replace(
-            params.runtime, compile=args.compile or params.runtime.compile, num_workers=0
+            params.runtime,
+            compile=args.compile or params.runtime.compile,
+            num_workers=params.runtime.num_workers if torch.cuda.is_available() else 0,
         ),
     )
     params_file = tmp / "params.yaml"
@@ -151,6 +155,8 @@ def plain_loop(args: argparse.Namespace) -> dict:
         from saltseg.models import build_model
 
         model = build_model(cfg)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device)
     data = SaltDataset(
         prepared.images[train_idx], prepared.masks[train_idx], build_augment(params.augment, 0)
     )
@@ -161,6 +167,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
         for _ in range(stage.epochs):
             model.train()
             for x, y, _ in DataLoader(data, batch_size=bs, shuffle=True, drop_last=True):
+                x, y = x.to(device), y.to(device)
                 loss = loss_fn(to_original(model(to_input(x, cfg)), cfg), y)
                 optimizer.zero_grad()
                 loss.backward()
@@ -170,8 +177,8 @@ def plain_loop(args: argparse.Namespace) -> dict:
             model.eval()
             with torch.no_grad():
                 chunks = [to_tensor(val_images[i : i + bs]) for i in range(0, len(val_images), bs)]
-                logits = torch.cat([to_original(model(to_input(x, cfg)), cfg) for x in chunks])
-            best = max(best, float(iou_per_image(val_masks, logits[:, 0].numpy() > 0).mean()))
+                logits = torch.cat([to_original(model(to_input(x.to(device), cfg)), cfg) for x in chunks])
+            best = max(best, float(iou_per_image(val_masks, logits[:, 0].cpu().numpy() > 0).mean()))
     seconds = time.perf_counter() - started
     return {"job": args.worker, "img_s": images / seconds, "loop_s": seconds, "val_iou": best}
 
@@ -202,6 +209,7 @@ def data_path(args: argparse.Namespace) -> dict:
     model = policy.place(build_model(cfg)).train()
     optimizer, loss_fn = torch.optim.Adam(model.parameters()), get_loss("bce")
     x, y, _ = collate(data.__getitems__(batches[0]))
+    y = y.to(policy.device)
 
     def step() -> None:
         with policy.autocast():
@@ -215,6 +223,8 @@ def data_path(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     for _ in range(10):
         step()
+    if policy.device.type == "cuda":
+        torch.cuda.synchronize()  # the steps were only queued
     train = 10 * bs / (time.perf_counter() - started)
     return {
         "job": "data_path",
@@ -249,10 +259,11 @@ def profile_name(profile: Path) -> str:
 def table(rows: dict[str, dict], path: dict, args: argparse.Namespace, data: str, load: tuple) -> str:
     from train_throughput import machine
 
+    device = path["policy"].split()[0]  # Policy.describe(): "cuda bf16 channels_last compiled"
     lines = [
-        f"### {datetime.date.today().isoformat()} — cpu{' (--quick)' if args.quick else ''}",
+        f"### {datetime.date.today().isoformat()} — {device}{' (--quick)' if args.quick else ''}",
         "",
-        f"Machine: {machine('cpu')}; load average {load[0]:.1f} before, {load[1]:.1f} after  ",
+        f"Machine: {machine(device)}; load average {load[0]:.1f} before, {load[1]:.1f} after  ",
         f"Data: {data}; fold 0; {profile_name(args.profile)} "
         f"with {args.epochs[0]} + {args.epochs[1]} epochs, "
         f"runtime.compile {args.compile or 'as the profile'}; "

@@ -139,17 +139,19 @@ def parent_run_id(params: Params, folds_csv: Path, data_hash: str, pseudo_hash: 
     """The parent run of this pipeline configuration: found by tag, created if missing."""
     key = pipeline_key(params, folds_csv, data_hash, pseudo_hash)
     experiment = mlflow.get_experiment_by_name(params.tracking.experiment)
-    found = MlflowClient().search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}'", max_results=1
-    )
-    if found:
-        return found[0].info.run_id
-    tags = {PIPELINE_KEY_TAG: key, **lineage_tags(params, data_hash)}
-    if pseudo_hash:
-        tags[PSEUDO_TAG] = pseudo_hash
-    with mlflow.start_run(run_name=run_name(params, data_hash), tags=tags) as run:
-        mlflow.log_params(flat_params(params))
-    return run.info.run_id
+    # Folds trained at the same time (one process each) must find one parent, not make one each.
+    with _store_lock(mlflow.get_tracking_uri()):
+        found = MlflowClient().search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{key}'", max_results=1
+        )
+        if found:
+            return found[0].info.run_id
+        tags = {PIPELINE_KEY_TAG: key, **lineage_tags(params, data_hash)}
+        if pseudo_hash:
+            tags[PSEUDO_TAG] = pseudo_hash
+        with mlflow.start_run(run_name=run_name(params, data_hash), tags=tags) as run:
+            mlflow.log_params(flat_params(params))
+        return run.info.run_id
 
 
 def fold_runs(parent_id: str, experiment_name: str) -> dict[int, str]:

@@ -87,3 +87,35 @@ def test_pipeline_records_do_not_make_the_commit_dirty(tmp_path, monkeypatch):
     assert tracking.git_commit() == head
     (tmp_path / "params.yaml").write_text("edited\n")
     assert tracking.git_commit() == f"{head}-dirty"
+
+
+def _parent_of(uri: str, folds: str, barrier, ids) -> None:  # noqa: ANN001 - multiprocessing handles
+    import os
+
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    params = Params()
+    tracking.configure(params.tracking)
+    barrier.wait()  # every process searches for the parent at the same moment
+    ids.put(tracking.parent_run_id(params, Path(folds), "a" * 16))
+
+
+def test_folds_started_together_find_one_parent_run(tmp_path):
+    import multiprocessing
+
+    import mlflow
+
+    folds = tmp_path / "folds.csv"
+    folds.write_text("id,fold,coverage_class\na,0,0\nb,1,0\n")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ctx = multiprocessing.get_context("spawn")
+    barrier, ids = ctx.Barrier(3), ctx.Queue()
+    procs = [ctx.Process(target=_parent_of, args=(uri, str(folds), barrier, ids)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    found = {ids.get(timeout=5) for _ in procs}
+    assert len(found) == 1, "one pipeline configuration, one parent run"
+    mlflow.set_tracking_uri(uri)
+    assert len(mlflow.search_runs(search_all_experiments=True)) == 1
