@@ -13,7 +13,7 @@ from saltseg.config import Params, flat_params
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.errors import SaltError
-from saltseg.loop import predict_logits
+from saltseg.inference import load_models, predict_proba
 from saltseg.plots import overlay_grid
 from saltseg.pseudo import PseudoSet, load_pseudo
 from saltseg.train import FoldPaths, load_resume_state, train_fold
@@ -36,23 +36,18 @@ def _fold_run_id(parent_id: str, params: Params, fold: int, resuming: bool) -> s
 
 
 def _validation_figure(
-    model_path: Path, prepared: Prepared, val_idx: np.ndarray, params: Params, out: Path
+    members: tuple[Path, ...], prepared: Prepared, val_idx: np.ndarray, params: Params, out: Path
 ) -> None:
-    import torch
-
-    from saltseg.models import load_checkpoint_model
-
-    policy = hardware.for_inference(params.train.precision, params.runtime)
-    model = policy.place(load_checkpoint_model(model_path, device=policy.device))
+    """Masks of the fold's model as evaluation and the registry use it: the mean of `members`
+    (its snapshots, or best.pt alone), without flip TTA, at probability 0.5."""
+    models, cfg, policy = load_models(members, params.runtime)
     images, masks = prepared.images[val_idx], prepared.masks[val_idx]
     # Show salt-bearing images first: empty tiles say little about boundary quality.
     order = np.argsort(-masks.reshape(len(masks), -1).mean(1), kind="stable")[:FIGURE_IMAGES]
-    pixels = torch.from_numpy(images[order]).to(policy.device)
-    depths = torch.from_numpy(prepared.depths[val_idx][order].astype(np.float32)).to(policy.device)
-    logits = predict_logits(model, pixels, params.model, policy, params.train.batch_size, depths)
-    pred = (logits[:, 0] > 0).cpu().numpy()
+    depths = prepared.depths[val_idx][order]
+    proba = predict_proba(models, images[order], cfg, False, params.train.batch_size, policy, depths)
     titles = [f"val {i}" for i in order]
-    overlay_grid(images[order], masks[order], pred, titles, out)
+    overlay_grid(images[order], masks[order], proba > 0.5, titles, out)
 
 
 def _load_pseudo(path: Path | None, data_hash: str, prepared_path: Path) -> PseudoSet | None:
@@ -121,7 +116,7 @@ def run_fold(
         monitor = params.train.monitor
         mlflow.set_tag("mlflow.runName", f"fold{fold} | {monitor} {metrics[f'best_{monitor}']:.3f}")
         figure = paths.out_dir / "validation.png"
-        _validation_figure(paths.best, prepared, split[1], params, figure)
+        _validation_figure(tuple(paths.snapshots) or (paths.best,), prepared, split[1], params, figure)
         for artifact in (paths.best, *paths.snapshots, paths.history, paths.metrics, figure):
             mlflow.log_artifact(str(artifact))
     return metrics

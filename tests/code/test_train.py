@@ -283,6 +283,35 @@ def test_snapshots_are_kept_at_the_cycle_ends_of_the_last_stage_only(tiny_data, 
     assert sorted(p.name for p in folder.iterdir()) == ["best.pt"]
 
 
+def test_validation_figure_shows_the_snapshot_mean_that_evaluation_scores(tiny_data, tmp_path, monkeypatch):
+    from saltseg import train_stage
+    from saltseg.evaluate import out_of_fold
+
+    shown, draw = {}, train_stage.overlay_grid
+
+    def overlay_grid(images, masks, pred, titles, out):
+        shown["pred"] = pred
+        draw(images, masks, pred, titles, out)
+
+    monkeypatch.setattr(train_stage, "overlay_grid", overlay_grid)
+    loaded, load = [], train_stage.load_models
+    monkeypatch.setattr(
+        train_stage, "load_models", lambda paths, runtime: loaded.append(paths) or load(paths, runtime)
+    )
+    params = _snapshot_params(tmp_path)
+    prepared_path, folds_path = tiny_data
+    folder = tmp_path / "fold0"
+    run_fold(params, prepared_path, folds_path, 0, _paths(folder))
+    prepared, folds = load_prepared(prepared_path), load_folds(folds_path)
+    members = (folder / "model/snapshot1.pt", folder / "model/snapshot2.pt")
+    assert loaded == [members], "the figure shows the fold's model: its snapshots, not best.pt"
+    oof = out_of_fold(prepared, folds, {0: members}, params.train.batch_size, params.runtime)
+    _, val_idx = fold_indices(prepared.ids, folds, 0)
+    masks = prepared.masks[val_idx]
+    order = np.argsort(-masks.reshape(len(masks), -1).mean(1), kind="stable")[: len(shown["pred"])]
+    np.testing.assert_array_equal(shown["pred"], oof.plain[val_idx][order] > 0.5)
+
+
 class _Interrupted(Exception):
     pass
 
