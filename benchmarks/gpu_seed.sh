@@ -9,8 +9,10 @@
 # Steps: dvc add data; salt params use $PROFILE; dvc repro of prepare/split/pseudo; the fold
 # trainings at the same time, each the command dvc.yaml names, fold 0 first so that the others
 # find inductor's cache; dvc commit of those stages; dvc repro for the rest; then the whole-job
-# benchmark while time is left. DVC runs stages one at a time, and the seed's small U-Net
-# leaves most of a GPU idle: five folds at once trained 2.2x the images per second of one.
+# benchmark while time is left. DVC runs stages one at a time, and the seed's small U-Net leaves
+# most of a GPU idle: five folds at once trained 2.2x the images per second of one. Run again on
+# the same machine (a warm one keeps models/), trainings stopped by DEADLINE resume from their
+# last finished epoch.
 #
 # The lent GPU machines have no network: when .gpu/site.tar.xz exists, it holds the packages
 # their image lacks (pip install --target for Python 3.12: mlflow, dvc, albumentations and
@@ -27,7 +29,7 @@ left() { echo $((DEADLINE - $(el))); }
 export PYTHONUNBUFFERED=1 DVC_NO_ANALYTICS=1 NO_ALBUMENTATIONS_UPDATE=1 CI=1
 if [ -f .gpu/site.tar.xz ] && [ -z "${LOCAL:-}" ]; then
   mkdir -p /tmp/site /tmp/bin
-  tar xJf .gpu/site.tar.xz -C /tmp/site
+  [ -d /tmp/site/mlflow ] || tar xJf .gpu/site.tar.xz -C /tmp/site
   for w in .gpu/*.whl; do python3 -m zipfile -e "$w" /tmp/site; done  # typer/click as tested here
   export PYTHONPATH=/tmp/site:$PWD/src
   for pair in dvc:dvc salt:saltseg mlflow:mlflow; do
