@@ -27,7 +27,7 @@ exec > >(tee "$OUT/log.txt") 2>&1
 el() { echo $(($(date +%s) - T0)); }
 left() { echo $((DEADLINE - $(el))); }
 export PYTHONUNBUFFERED=1 DVC_NO_ANALYTICS=1 NO_ALBUMENTATIONS_UPDATE=1 CI=1
-if [ -f .gpu/site.tar.xz ] && [ -z "${LOCAL:-}" ]; then
+if [ -f .gpu/site.tar.xz ]; then
   mkdir -p /tmp/site /tmp/bin
   [ -d /tmp/site/mlflow ] || tar xJf .gpu/site.tar.xz -C /tmp/site
   for w in .gpu/*.whl; do python3 -m zipfile -e "$w" /tmp/site; done  # typer/click as tested here
@@ -76,7 +76,6 @@ for i in $(python3 -c "import yaml; print(*yaml.safe_load(open('params.yaml'))['
     echo "fold $i first epoch at $(el) s: $(grep -a "epoch 1/" "logs/fold$i.log")"
   fi
 done
-failed=0
 while true; do
   running=0
   for k in "${!pids[@]}"; do kill -0 "${pids[$k]}" 2> /dev/null && running=$((running + 1)); done

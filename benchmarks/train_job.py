@@ -50,10 +50,10 @@ def salt(*args: str) -> None:
 def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, Path, str]:
     """prepared .npz, folds CSV and params file in `tmp`; the data's description."""
     import numpy as np
-    import torch
     import yaml
 
     from saltseg.config import StageConfig, params_to_dict
+    from saltseg.hardware import pick_device
     from saltseg.profiles import resolve
 
     if args.tgs.is_dir():
@@ -81,7 +81,7 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, Path, str]
         runtime=dataclasses.replace(
             params.runtime,
             compile=args.compile or params.runtime.compile,
-            num_workers=params.runtime.num_workers if torch.cuda.is_available() else 0,
+            num_workers=params.runtime.num_workers if pick_device().type == "cuda" else 0,
         ),
     )
     params_file = tmp / "params.yaml"
@@ -140,6 +140,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
 
     from saltseg.data.augment import build_augment
     from saltseg.data.dataset import SaltDataset, to_tensor
+    from saltseg.hardware import pick_device
     from saltseg.losses import get_loss
     from saltseg.metrics import iou_per_image
     from saltseg.models.fit import to_input, to_original
@@ -155,7 +156,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
         from saltseg.models import build_model
 
         model = build_model(cfg)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device()
     model = model.to(device)
     data = SaltDataset(
         prepared.images[train_idx], prepared.masks[train_idx], build_augment(params.augment, 0)

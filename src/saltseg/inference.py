@@ -31,8 +31,8 @@ from saltseg.models import (
     checkpoint_cycles,
     checkpoint_precision,
     load_checkpoint_model,
+    model_paths,
     snapshot_path,
-    snapshot_paths,
 )
 from saltseg.models.fit import extra_inputs, to_input, to_original
 from saltseg.records import read_json
@@ -162,7 +162,7 @@ def fold_members(models_dir: Path, folds: Sequence[int]) -> Members:
     members = {}
     for k in folds:
         folder = Path(models_dir) / f"fold{k}"
-        paths = tuple(snapshot_paths(folder)) or (folder / "best.pt",)
+        paths = model_paths(folder)
         if not paths[0].is_file():
             raise SaltError(f"{paths[0]}: checkpoint not found (train fold {k} first)")
         if len(paths) > 1 or paths[0].name != "best.pt":

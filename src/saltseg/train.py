@@ -45,7 +45,7 @@ from saltseg.distributed import Context
 from saltseg.hardware import Policy
 from saltseg.loop import Validation, make_loader, train_epoch, validate
 from saltseg.losses import get_train_loss
-from saltseg.models import build_model, save_checkpoint, snapshot_path, snapshot_paths
+from saltseg.models import build_model, model_paths, save_checkpoint, snapshot_path, snapshot_paths
 from saltseg.pseudo import PseudoSet
 
 HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "val_loss", "val_iou", "val_score")
@@ -72,6 +72,11 @@ class FoldPaths:
     @property
     def snapshots(self) -> list[Path]:
         return snapshot_paths(self.out_dir)
+
+    @property
+    def members(self) -> tuple[Path, ...]:
+        """The checkpoints whose mean is the fold's model, as evaluation and the registry read it."""
+        return model_paths(self.out_dir)
 
 
 def epoch_seed(seed: int, fold: int, stage: int, epoch: int) -> int:

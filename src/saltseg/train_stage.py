@@ -116,7 +116,7 @@ def run_fold(
         monitor = params.train.monitor
         mlflow.set_tag("mlflow.runName", f"fold{fold} | {monitor} {metrics[f'best_{monitor}']:.3f}")
         figure = paths.out_dir / "validation.png"
-        _validation_figure(tuple(paths.snapshots) or (paths.best,), prepared, split[1], params, figure)
+        _validation_figure(paths.members, prepared, split[1], params, figure)
         for artifact in (paths.best, *paths.snapshots, paths.history, paths.metrics, figure):
             mlflow.log_artifact(str(artifact))
     return metrics

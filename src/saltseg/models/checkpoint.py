@@ -107,6 +107,11 @@ def snapshot_paths(folder: str | Path) -> list[Path]:
     return sorted((p for p, m in found.items() if m), key=lambda p: int(found[p][1]))
 
 
+def model_paths(folder: str | Path) -> tuple[Path, ...]:
+    """The checkpoints whose mean probability is a fold's model: its snapshots, else best.pt."""
+    return tuple(snapshot_paths(folder)) or (Path(folder) / "best.pt",)
+
+
 def checkpoint_cycles(path: str | Path) -> int:
     """How many snapshots the run that wrote this snapshot kept (its "cycles")."""
     cycles = _read(path).get("cycles")
