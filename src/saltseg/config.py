@@ -29,6 +29,7 @@ from saltseg.errors import SaltError
 MODEL_NAMES = ("preact_resunet", "timm_unet")
 FITS = ("resize", "pad")
 LOSSES = ("bce", "lovasz")
+LOSS_AT = ("original", "input")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "constant", "warm_restarts")
 MONITORS = ("val_loss", "val_iou", "val_score")  # columns of the per-epoch history
@@ -235,6 +236,10 @@ class TrainConfig:
     snapshots: bool = False
     monitor: str = "val_iou"  # a checkpoint is kept only when this improves
     lovasz_elu: bool = False  # elu(x)+1 instead of relu(x) in the Lovasz hinge
+    # Where the training loss compares prediction and mask: "original", the logits mapped back to
+    # the 101-px tile; "input", the model's own input_size with the mask mapped to it (as the seed
+    # trains at 128 px), cheaper when input_size < 101. Validation always scores the 101-px tile.
+    loss_at: str = "original"  # original | input
     # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
     # A results knob: validation, evaluation and serving predict in the same precision.
     precision: str = "auto"  # auto | bf16 | fp32
@@ -256,6 +261,7 @@ class TrainConfig:
             rule = f"a divisor of every stage's epochs (stages[{i}].epochs is {stage.epochs})"
             _require(stage.epochs % self.cycles == 0, "cycles", rule, self.cycles)
         _one_of("monitor", self.monitor, MONITORS)
+        _one_of("loss_at", self.loss_at, LOSS_AT)
         _require(self.aux_weight >= 0, "aux_weight", ">= 0", self.aux_weight)
         _require(self.empty_weight >= 0, "empty_weight", ">= 0", self.empty_weight)
 

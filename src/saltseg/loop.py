@@ -46,34 +46,50 @@ def make_loader(
 
 
 def logits_of(
-    forward: nn.Module, x: torch.Tensor, cfg: ModelConfig, policy: Policy, depths: torch.Tensor | None = None
+    forward: nn.Module,
+    x: torch.Tensor,
+    cfg: ModelConfig,
+    policy: Policy,
+    depths: torch.Tensor | None = None,
+    at_input: bool = False,
 ) -> torch.Tensor | SegOutput:
     """float (B, 1, 101, 101) tiles in [0, 1] on any device -> float32 logits, same shape, on the device.
 
     `depths` (B,) reach the model only when it has model.depth_channel. A model with the empty
     head in training mode answers a SegOutput: its logits and aux logits come back the same
-    way, its has_salt logits (B,) as float32.
+    way, its has_salt logits (B,) as float32. `at_input`: the logits stay at the model's
+    input_size (training with train.loss_at "input").
     """
     extra = extra_inputs(cfg, depths, policy.device)
     x = policy.batch(to_input(x.to(policy.device, non_blocking=True), cfg))
     with policy.autocast():
         out = forward(x, *extra)
         if isinstance(out, SegOutput):
-            original = tuple(to_original(t, cfg).float() for t in (out.logits, *out.aux))
-            return SegOutput(original[0], original[1:], out.has_salt.float())
-        return to_original(out, cfg).float()
+            back = tuple((t if at_input else to_original(t, cfg)).float() for t in (out.logits, *out.aux))
+            return SegOutput(back[0], back[1:], out.has_salt.float())
+        return (out if at_input else to_original(out, cfg)).float()
 
 
-def train_epoch(model, forward, loader, loss_fn, optimizer, cfg: ModelConfig, policy: Policy, bar) -> float:  # noqa: ANN001
+def train_targets(y: torch.Tensor, cfg: ModelConfig, at_input: bool) -> torch.Tensor:
+    """{0, 1} float (B, 1, 101, 101) masks -> the loss's targets: these, or with `at_input` the
+    masks mapped to the model's input_size like the images and binarised at 0.5."""
+    return (to_input(y, cfg) > 0.5).float() if at_input else y
+
+
+def train_epoch(
+    model, forward, loader, loss_fn, optimizer, cfg: ModelConfig, policy: Policy, bar, at_input: bool = False
+) -> float:  # noqa: ANN001
     """One pass over the loader (`forward` is `model`, maybe compiled); returns the mean loss.
 
     `loss_fn` takes what the model answers in training mode: logits, or a SegOutput
-    (saltseg.losses.get_train_loss takes both)."""
+    (saltseg.losses.get_train_loss takes both); `at_input` computes it at the model's
+    input_size (train.loss_at "input")."""
     model.train()
     total = torch.zeros((), device=policy.device)
     count = 0
     for x, y, depths in loader:
-        loss = loss_fn(logits_of(forward, x, cfg, policy, depths), y.to(policy.device, non_blocking=True))
+        targets = train_targets(y.to(policy.device, non_blocking=True), cfg, at_input)
+        loss = loss_fn(logits_of(forward, x, cfg, policy, depths, at_input), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -85,6 +85,7 @@ BAD_VALUES = [
     ({"train": {"batch_size": 0}}, "train.batch_size: must be >= 1, got 0"),
     ({"train": {"weight_decay": -0.1}}, "train.weight_decay: must be >= 0, got -0.1"),
     ({"train": {"optimizer": "adamm"}}, "train.optimizer: unknown 'adamm'; valid: adam, adamw, sgd"),
+    ({"train": {"loss_at": "tile"}}, "train.loss_at: unknown 'tile'; valid: original, input"),
     (
         {"train": {"scheduler": "step"}},
         "train.scheduler: unknown 'step'; valid: cosine, constant, warm_restarts",

@@ -176,6 +176,29 @@ def test_empty_head_trains_and_evaluate_scores_its_checkpoint(tiny_data, tmp_pat
     np.testing.assert_array_equal(oof.tta[val_idx], expected)
 
 
+def test_loss_at_input_trains_a_fold_with_a_loss_of_its_own(tiny_data, tmp_path):
+    base = tiny_params(tmp_path, lovasz_epochs=1)
+    model = dataclasses.replace(base.model, input_size=48, empty_head=True)
+    runs = {}
+    for loss_at in ("original", "input"):
+        params = dataclasses.replace(
+            base, model=model, train=dataclasses.replace(base.train, loss_at=loss_at)
+        )
+        runs[loss_at] = (
+            _train(tiny_data, tmp_path / loss_at, params),
+            pd.read_csv(tmp_path / loss_at / "history.csv"),
+        )
+    (metrics, history), (_, original) = runs["input"], runs["original"]
+    assert (
+        metrics["epochs"] == 3
+        and np.isfinite(history[["train_loss", "val_loss", "val_iou"]].to_numpy()).all()
+    )
+    assert checkpoint_config(tmp_path / "input/model/best.pt") == model  # predicts like any other
+    # The same batches and initial weights, another loss: other losses and weights from step one.
+    assert (history["train_loss"] != original["train_loss"]).all()
+    assert (history["val_loss"] != original["val_loss"]).all()
+
+
 def test_monitored_loss_is_minimised(tiny_data, tmp_path):
     base = tiny_params(tmp_path)
     params = dataclasses.replace(base, train=dataclasses.replace(base.train, monitor="val_loss"))

@@ -56,3 +56,23 @@ def test_check_size_names_nearest(size: int, multiple: int, nearest: int) -> Non
 
 def test_check_size_accepts_multiples() -> None:
     check_size(128, 32, "here")
+
+
+def test_loss_at_input_trains_on_the_mask_resized_like_the_image() -> None:
+    from saltseg.hardware import FP32_CPU
+    from saltseg.loop import logits_of, train_targets
+    from saltseg.models import build_model
+
+    cfg = ModelConfig(input_size=48, depth=3, start_filters=4, empty_head=True)
+    y = torch.zeros(2, 1, 101, 101)
+    y[0, ..., :50] = 1  # the left 50 of 101 columns are salt: 23.8 of 48 at the model's size
+    targets = train_targets(y, cfg, at_input=True)
+    assert targets.shape == (2, 1, 48, 48)
+    assert (targets[0, ..., :24] == 1).all() and (targets[0, ..., 24:] == 0).all()
+    assert (targets[1] == 0).all()
+    assert train_targets(y, cfg, at_input=False) is y
+    model = build_model(cfg).train()
+    x = torch.rand(2, 1, 101, 101)
+    small, full = (logits_of(model, x, cfg, FP32_CPU, at_input=a) for a in (True, False))
+    assert [t.shape[-1] for t in (small.logits, *small.aux)] == [48] * (1 + len(small.aux))
+    assert [t.shape[-1] for t in (full.logits, *full.aux)] == [101] * (1 + len(full.aux))
