@@ -23,8 +23,9 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	dvc repro
 
+# Tests run on every core (at most 4 workers); the tests sharing a built pipeline share a worker.
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

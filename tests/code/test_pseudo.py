@@ -32,6 +32,9 @@ from saltseg.registry import register
 from saltseg.train import FoldPaths, train_fold
 from saltseg.train_stage import run_fold
 
+# Under pytest-xdist (make test), one worker runs this module: its teacher is trained once.
+pytestmark = pytest.mark.xdist_group("pseudo_teacher")
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -15,6 +15,9 @@ from saltseg.config import load_params
 from saltseg.data.prepared import load_prepared
 from saltseg.data.tgs import read_layout
 
+# Under pytest-xdist (make test), one worker runs this module: its project copy is built once.
+pytestmark = pytest.mark.xdist_group("data_copy")
+
 DATA_STAGES = ("synth", "prepare", "split")
 
 

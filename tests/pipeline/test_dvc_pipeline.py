@@ -19,7 +19,8 @@ from saltseg.data import rle
 from saltseg.data.prepared import load_prepared
 from saltseg.tracking import FOLD_TAG, PIPELINE_KEY_TAG
 
-pytestmark = pytest.mark.slow
+# One worker runs every test of the finished pipeline under pytest-xdist, so it is built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline_copy")]
 
 STAGES = ("synth", "prepare", "split", "pseudo", "evaluate", "register", "predict")
 

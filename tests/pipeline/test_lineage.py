@@ -24,6 +24,8 @@ from project_copy import TINY, FinishedPipeline, ProjectCopy, make_copy, pipelin
 from saltseg.data.prepared import load_prepared
 
 pytestmark = pytest.mark.slow
+# Under pytest-xdist, the tests that copy the finished pipeline run on the worker that built it.
+shares_pipeline = pytest.mark.xdist_group("pipeline_copy")
 
 # A second, different data set in the Kaggle layout stands in for the real download.
 OTHER_DATA = {"synth": {"seed": 7, "n_train": 60, "n_test": 8}}
@@ -61,6 +63,7 @@ def two_data_sets(pipeline_copy: FinishedPipeline, tmp_path_factory) -> ProjectC
     return copy
 
 
+@shares_pipeline
 def test_real_data_submission_comes_from_the_real_data_model(two_data_sets: ProjectCopy) -> None:
     copy = two_data_sets
     record = json.loads((copy.root / "registry.json").read_text())
@@ -81,6 +84,7 @@ def test_real_data_submission_comes_from_the_real_data_model(two_data_sets: Proj
     assert served == f"models:/{record['name']}@champion-{real}"
 
 
+@shares_pipeline
 def test_each_data_set_keeps_its_own_champion(
     two_data_sets: ProjectCopy, pipeline_copy: FinishedPipeline
 ) -> None:
@@ -94,6 +98,7 @@ def test_each_data_set_keeps_its_own_champion(
     assert held.tags["data_hash"] == synthetic["data_hash"]
 
 
+@shares_pipeline
 def test_runtime_changes_neither_retrain_nor_fork_runs(two_data_sets: ProjectCopy) -> None:
     copy = two_data_sets
     params = copy.root / "params.yaml"
@@ -108,6 +113,7 @@ def test_runtime_changes_neither_retrain_nor_fork_runs(two_data_sets: ProjectCop
         params.write_text(before)
 
 
+@shares_pipeline
 def test_pipeline_runs_are_named_by_profile_and_data(two_data_sets: ProjectCopy) -> None:
     mlflow_client = client(two_data_sets)
     experiment = mlflow_client.get_experiment_by_name("saltseg")
