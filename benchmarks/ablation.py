@@ -8,9 +8,11 @@ the predictions scored. The kept checkpoint is chosen on the same held-out image
 rule), alike in every arm.
 
     dvc repro split                                   # prepared/ from data/ (the real data)
-    python benchmarks/ablation.py --folds 0 1         # every arm but pseudo; or --arms baseline scse ...
+    python benchmarks/ablation.py --folds 0 1         # every technique arm; or --arms baseline scse ...
     python benchmarks/ablation.py --arms pseudo --teacher models:/saltseg-ensemble/N   # after a full run
     python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
+    python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline px64_loss101 \
+        px48_loss101 px48_short batch16 --results docs/budget.json --out-markdown docs/budget.md
 
 The pseudo arm labels the test images with `--teacher` (a model registered by an earlier
 pipeline run on the same data, e.g. the real-cpu champion: `salt champion`) through `salt
@@ -31,6 +33,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stages(bce: int, lovasz: int) -> list[dict]:
+    """BCE then Lovasz epochs at configs/real-cpu.yaml's learning rates."""
+    return [{"loss": "bce", "epochs": bce, "lr": 0.005}, {"loss": "lovasz", "epochs": lovasz, "lr": 0.001}]
+
 
 # name -> (what it switches on, params overrides as dotted keys)
 ARMS: dict[str, tuple[str, dict[str, object]]] = {
@@ -53,9 +61,36 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "empty head + scSE + hypercolumn (configs/beyond-seed.yaml's switches)",
         {"model.empty_head": True, "model.scse": True, "model.hypercolumn": True},
     ),
+    # The budget of configs/real-cpu.yaml (--profile configs/real-cpu.yaml, docs/budget.md): input
+    # size, where the loss is computed, batch and epochs at about the same time a fold.
+    "px64_loss101": (
+        "64 px, loss at 101 px, 22 + 11 epochs (real-cpu before 2026-11-26's budget change)",
+        {"model.input_size": 64, "train.loss_at": "original", "train.stages": _stages(22, 11)},
+    ),
+    "px48_loss101": (
+        "48 px, loss at 101 px, 29 + 13 epochs",
+        {"train.loss_at": "original", "train.stages": _stages(29, 13)},
+    ),
+    "px48_short": (
+        "48 px, loss at 48 px, 29 + 13 epochs (fewer than the time allows)",
+        {"train.stages": _stages(29, 13)},
+    ),
+    "batch16": (
+        "batch 16, 64 px, loss at 101 px, 18 + 10 epochs",
+        {
+            "model.input_size": 64,
+            "train.loss_at": "original",
+            "train.batch_size": 16,
+            "train.stages": _stages(18, 10),
+        },
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
+
+
+BUDGET_ARMS = ("px64_loss101", "px48_loss101", "px48_short", "batch16")  # over configs/real-cpu.yaml
+TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS and a != "pseudo"]  # the default
 
 
 def _machine() -> str:
@@ -158,7 +193,7 @@ def table(results: dict) -> str:
     lines = [
         "# Ablation on the real data",
         "",
-        f"Each arm switches one technique on over `configs/{Path(first['profile']).name}` and trains folds "
+        f"Each arm changes `configs/{Path(first['profile']).name}` as its row says and trains folds "
         f"{', '.join(first['folds'])} of the same 5-fold split of the 3,200 labelled images "
         f"(data {first['data']}); score = competition metric on each fold's held-out images, "
         "flip TTA, threshold 0.5, no minimum area (nothing tuned on what is scored). "
@@ -187,7 +222,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--profile", type=Path, default=ROOT / "configs/ablation.yaml")
-    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=[a for a in ARMS if a != "pseudo"])
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=TECHNIQUE_ARMS)
     parser.add_argument("--teacher", help="model URI of the pseudo arm's teacher (registered for this data)")
     parser.add_argument("--folds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--prepared", type=Path, default=Path("prepared/train.npz"))
