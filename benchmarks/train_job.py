@@ -9,7 +9,7 @@ Lovasz), each validating on the held-out images after every epoch, each in its o
   tensors, a DataLoader per epoch with the same augmentations in the main process, loss.item()
   every step, validation predicted batch by batch and scored with NumPy;
 - `plain_smp`: the same plain loop for smp.Unet("resnet34", encoder_weights=None, in_channels=1,
-  classes=1), the usual baseline.
+  classes=1), the usual baseline, at the profile's input size rounded up to smp's multiple of 32.
 
 img/s = training images per second of the training loop (validation included); wall = the
 whole process (imports, data loading, tracking). A fourth process measures the data path:
@@ -122,6 +122,14 @@ def run_worker(name: str, prepared: Path, folds: Path, params_file: Path) -> dic
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"wall_s": time.perf_counter() - started}
 
 
+def _train_loss(params, name: str):  # noqa: ANN001, ANN202
+    """salt train's loss for the stage loss `name`: plain logits, or the empty head's outputs."""
+    from saltseg.losses import get_train_loss
+
+    t = params.train
+    return get_train_loss(name, t.lovasz_elu, t.aux_weight, t.empty_weight)
+
+
 def _fold(args: argparse.Namespace):  # noqa: ANN202
     from saltseg.config import load_params
     from saltseg.data.folds import fold_indices, load_folds
@@ -140,23 +148,27 @@ def plain_loop(args: argparse.Namespace) -> dict:
 
     from saltseg.data.augment import build_augment
     from saltseg.data.dataset import SaltDataset, to_tensor
-    from saltseg.hardware import pick_device
-    from saltseg.losses import get_loss
+    from saltseg.hardware import Policy, pick_device
+    from saltseg.loop import logits_of, train_targets
     from saltseg.metrics import iou_per_image
     from saltseg.models.fit import to_input, to_original
 
     params, prepared, train_idx, val_idx = _fold(args)
     cfg, bs = params.model, params.train.batch_size
+    # The same loss as salt train's, where salt train computes it (train.loss_at); fp32, eager.
+    at_input, plain = params.train.loss_at == "input", Policy(pick_device())
     torch.manual_seed(0)
     if args.worker == "plain_smp":
         import segmentation_models_pytorch as smp
 
         model = smp.Unet("resnet34", encoder_weights=None, in_channels=1, classes=1)
+        # smp's U-Net needs a multiple of 32: the profile's size rounded up (48 -> 64).
+        cfg = dataclasses.replace(cfg, input_size=-(-cfg.input_size // 32) * 32)
     else:
         from saltseg.models import build_model
 
         model = build_model(cfg)
-    device = pick_device()
+    device = plain.device
     model = model.to(device)
     data = SaltDataset(
         prepared.images[train_idx], prepared.masks[train_idx], build_augment(params.augment, 0)
@@ -164,12 +176,15 @@ def plain_loop(args: argparse.Namespace) -> dict:
     val_images, val_masks = prepared.images[val_idx], prepared.masks[val_idx]
     started, images, best = time.perf_counter(), 0, 0.0
     for stage in params.train.stages:
-        loss_fn, optimizer = get_loss(stage.loss), torch.optim.Adam(model.parameters(), lr=stage.lr)
+        loss_fn = _train_loss(params, stage.loss)
+        optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr)
         for _ in range(stage.epochs):
             model.train()
             for x, y, _ in DataLoader(data, batch_size=bs, shuffle=True, drop_last=True):
                 x, y = x.to(device), y.to(device)
-                loss = loss_fn(to_original(model(to_input(x, cfg)), cfg), y)
+                loss = loss_fn(
+                    logits_of(model, x, cfg, plain, at_input=at_input), train_targets(y, cfg, at_input)
+                )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -191,9 +206,8 @@ def data_path(args: argparse.Namespace) -> dict:
     from saltseg import hardware
     from saltseg.data.augment import build_augment
     from saltseg.data.dataset import SaltDataset, SeededBatch
-    from saltseg.losses import get_loss
+    from saltseg.loop import logits_of, train_targets
     from saltseg.models import build_model
-    from saltseg.models.fit import to_input, to_original
 
     params, prepared, train_idx, _ = _fold(args)
     bs, cfg = params.train.batch_size, params.model
@@ -208,14 +222,13 @@ def data_path(args: argparse.Namespace) -> dict:
     augment = len(batches) * bs / (time.perf_counter() - started)
     policy = hardware.for_params(params)
     model = policy.place(build_model(cfg)).train()
-    optimizer, loss_fn = torch.optim.Adam(model.parameters()), get_loss("bce")
+    optimizer, loss_fn = torch.optim.Adam(model.parameters()), _train_loss(params, "bce")
+    at_input = params.train.loss_at == "input"
     x, y, _ = collate(data.__getitems__(batches[0]))
-    y = y.to(policy.device)
+    y = train_targets(y.to(policy.device), cfg, at_input)
 
     def step() -> None:
-        with policy.autocast():
-            logits = to_original(model(policy.batch(to_input(x, cfg))), cfg)
-        loss = loss_fn(logits.float(), y)
+        loss = loss_fn(logits_of(model, x, cfg, policy, at_input=at_input), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
