@@ -12,7 +12,7 @@ rule), alike in every arm.
     python benchmarks/ablation.py --arms pseudo --teacher models:/saltseg-ensemble/N   # after a full run
     python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
     python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline px64_loss101 \
-        px48_loss101 px48_short batch16 --results docs/budget.json --out-markdown docs/budget.md
+        px48_loss101 px48_short batch16 scse_budget --results docs/budget.json --out-markdown docs/budget.md
 
 The pseudo arm labels the test images with `--teacher` (a model registered by an earlier
 pipeline run on the same data, e.g. the real-cpu champion: `salt champion`) through `salt
@@ -84,12 +84,22 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
             "train.stages": _stages(18, 10),
         },
     ),
+    "scse_budget": (
+        "scSE, 32 + 16 epochs (about the profile's time a fold)",
+        {"model.scse": True, "train.stages": _stages(32, 16)},
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
 
 
-BUDGET_ARMS = ("px64_loss101", "px48_loss101", "px48_short", "batch16")  # over configs/real-cpu.yaml
+BUDGET_ARMS = (
+    "px64_loss101",
+    "px48_loss101",
+    "px48_short",
+    "batch16",
+    "scse_budget",
+)  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS and a != "pseudo"]  # the default
 
 
