@@ -156,7 +156,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
     params, prepared, train_idx, val_idx = _fold(args)
     cfg, bs = params.model, params.train.batch_size
     # The same loss as salt train's, where salt train computes it (train.loss_at); fp32, eager.
-    at_input, plain = params.train.loss_at == "input", Policy(pick_device())
+    at_input, plain = params.train.loss_at_input, Policy(pick_device())
     torch.manual_seed(0)
     if args.worker == "plain_smp":
         import segmentation_models_pytorch as smp
@@ -223,7 +223,7 @@ def data_path(args: argparse.Namespace) -> dict:
     policy = hardware.for_params(params)
     model = policy.place(build_model(cfg)).train()
     optimizer, loss_fn = torch.optim.Adam(model.parameters()), _train_loss(params, "bce")
-    at_input = params.train.loss_at == "input"
+    at_input = params.train.loss_at_input
     x, y, _ = collate(data.__getitems__(batches[0]))
     y = train_targets(y.to(policy.device), cfg, at_input)
 

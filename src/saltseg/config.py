@@ -265,6 +265,11 @@ class TrainConfig:
         _require(self.aux_weight >= 0, "aux_weight", ">= 0", self.aux_weight)
         _require(self.empty_weight >= 0, "empty_weight", ">= 0", self.empty_weight)
 
+    @property
+    def loss_at_input(self) -> bool:
+        """True when the training loss is computed at model.input_size (train.loss_at "input")."""
+        return self.loss_at == "input"
+
 
 @dataclass(frozen=True)
 class RuntimeConfig:

@@ -243,7 +243,7 @@ def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dic
     lr = optimizer.param_groups[0]["lr"]
     dist, policy = job.dist, job.policy
     with progress.task(label, total=len(job.loader), show=dist.is_main) as bar:
-        step = (job.loader, loss_fn, optimizer, params.model, policy, bar, cfg.loss_at == "input")
+        step = (job.loader, loss_fn, optimizer, params.model, policy, bar, cfg.loss_at_input)
         loss = train_epoch(run.model, run.train_forward, *step)
         row = {"epoch": number, "stage": stage.loss, "lr": lr, "train_loss": dist.mean(loss)}
         # Rank 0 validates; its verdict (hence "improved?") is every rank's.
