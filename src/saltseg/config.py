@@ -247,6 +247,9 @@ class TrainConfig:
     # decoder level, on the images with salt) and of the has-salt BCE, added to the stage loss.
     aux_weight: float = 0.1
     empty_weight: float = 0.05
+    # > 0: validate, keep and hand on an exponential moving average of the weights, updated after
+    # every step with this decay (saltseg.weight_average); 0: the weights themselves, as the seed.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
@@ -264,6 +267,7 @@ class TrainConfig:
         _one_of("loss_at", self.loss_at, LOSS_AT)
         _require(self.aux_weight >= 0, "aux_weight", ">= 0", self.aux_weight)
         _require(self.empty_weight >= 0, "empty_weight", ">= 0", self.empty_weight)
+        _require(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)", self.ema_decay)
 
     @property
     def loss_at_input(self) -> bool:

@@ -21,6 +21,7 @@ from saltseg.hardware import Policy
 from saltseg.metrics import iou_per_image_torch, score_per_image_torch
 from saltseg.models.fit import extra_inputs, to_input, to_original
 from saltseg.models.heads import SegOutput
+from saltseg.weight_average import WeightAverage
 
 
 def make_loader(
@@ -77,13 +78,22 @@ def train_targets(y: torch.Tensor, cfg: ModelConfig, at_input: bool) -> torch.Te
 
 
 def train_epoch(
-    model, forward, loader, loss_fn, optimizer, cfg: ModelConfig, policy: Policy, bar, at_input: bool = False
+    model,
+    forward,
+    loader,
+    loss_fn,
+    optimizer,
+    cfg: ModelConfig,
+    policy: Policy,
+    bar,
+    at_input: bool = False,
+    average: WeightAverage | None = None,
 ) -> float:  # noqa: ANN001
     """One pass over the loader (`forward` is `model`, maybe compiled); returns the mean loss.
 
     `loss_fn` takes what the model answers in training mode: logits, or a SegOutput
     (saltseg.losses.get_train_loss takes both); `at_input` computes it at the model's
-    input_size (train.loss_at "input")."""
+    input_size (train.loss_at "input"); `average`, if any, follows every step."""
     model.train()
     total = torch.zeros((), device=policy.device)
     count = 0
@@ -93,6 +103,8 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update()
         total += loss.detach() * len(x)
         count += len(x)
         bar.advance(1)

@@ -24,6 +24,7 @@ writes, and what it reads or decides is broadcast so every process takes the sam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from saltseg.loop import Validation, make_loader, train_epoch, validate
 from saltseg.losses import get_train_loss
 from saltseg.models import build_model, model_paths, save_checkpoint, snapshot_path, snapshot_paths
 from saltseg.pseudo import PseudoSet
+from saltseg.weight_average import WeightAverage
 
 HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "val_loss", "val_iou", "val_score")
 LogFn = Callable[[dict[str, float], int], None]
@@ -159,6 +161,11 @@ class _Fold:
     history: list[dict]
     best: float  # oriented: larger is better, whatever the monitor
     resume: dict | None  # the saved state this run continues, if any
+    average: WeightAverage | None  # train.ema_decay: what is validated and kept instead of the weights
+
+    def judged(self) -> contextlib.AbstractContextManager:
+        """The weights that validation scores and checkpoints keep, in the model for the block."""
+        return self.average.applied() if self.average else contextlib.nullcontext()
 
     @property
     def next_stage(self) -> int:
@@ -180,8 +187,11 @@ def _start(params: Params, fold: int, paths: FoldPaths, key: str, policy: Policy
             stale.unlink(missing_ok=True)
     history = state["history"] if state else []
     best = state["best"] if state else -np.inf
+    average = WeightAverage(model, params.train.ema_decay) if params.train.ema_decay else None
+    if average and state:
+        average.load_state_dict(state["average"])
     forward = policy.compiled(model)
-    return _Fold(model, forward, dist.wrap(forward), history, best, state)
+    return _Fold(model, forward, dist.wrap(forward), history, best, state, average)
 
 
 def _train_stage(s: int, run: _Fold, job: _Job) -> None:
@@ -199,6 +209,8 @@ def _train_stage(s: int, run: _Fold, job: _Job) -> None:
     elif s > 0 and job.dist.from_main(job.paths.best.exists):  # the hand-off: the best weights so far
         kept = job.dist.from_main(torch.load, job.paths.best, weights_only=True, map_location="cpu")
         run.model.load_state_dict(kept["model"])
+    if first_epoch == 0 and run.average:  # each stage averages its own walk from where it starts
+        run.average.restart()
     if first_epoch == 0 and job.on_stage_start is not None:
         job.on_stage_start(s, run.model)
     for epoch in range(first_epoch, stage.epochs):
@@ -209,14 +221,11 @@ def _train_stage(s: int, run: _Fold, job: _Job) -> None:
         done = epoch + 1 == stage.epochs
         if not job.dist.is_main:
             continue
-        cycle_length = stage.epochs // cfg.cycles
-        if cfg.snapshots and s + 1 == len(cfg.stages) and (epoch + 1) % cycle_length == 0:
-            # Before the resume state: a run killed in between redoes this epoch and rewrites it.
-            _save_snapshot((epoch + 1) // cycle_length, row, run, job)
+        average = {"average": run.average.state_dict()} if run.average else {}
         _save_state(
             job.paths, key=job.key, model=run.model.state_dict(), optimizer=optimizer.state_dict(),
             scheduler=scheduler.state_dict(), history=run.history, best=run.best,
-            next_stage=s + 1 if done else s, next_epoch=0 if done else epoch + 1,
+            next_stage=s + 1 if done else s, next_epoch=0 if done else epoch + 1, **average,
         )  # fmt: skip
         _write_history(job.paths.history, run.history)
 
@@ -231,7 +240,8 @@ def _save_snapshot(cycle: int, row: dict, run: _Fold, job: _Job) -> None:
 
 
 def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dict:  # noqa: ANN001
-    """Train and validate one epoch; keep the checkpoint if the monitored metric improved."""
+    """Train and validate one epoch; keep the checkpoint if the monitored metric improved, and
+    the snapshot at a cycle end of the last stage (train.snapshots)."""
     params, fold = job.params, job.fold
     cfg, stage = params.train, params.train.stages[s]
     seed = epoch_seed(cfg.seed, fold, s, epoch)
@@ -243,21 +253,28 @@ def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dic
     lr = optimizer.param_groups[0]["lr"]
     dist, policy = job.dist, job.policy
     with progress.task(label, total=len(job.loader), show=dist.is_main) as bar:
-        step = (job.loader, loss_fn, optimizer, params.model, policy, bar, cfg.loss_at_input)
+        step = (job.loader, loss_fn, optimizer, params.model, policy, bar, cfg.loss_at_input, run.average)
         loss = train_epoch(run.model, run.train_forward, *step)
         row = {"epoch": number, "stage": stage.loss, "lr": lr, "train_loss": dist.mean(loss)}
-        # Rank 0 validates; its verdict (hence "improved?") is every rank's.
-        args = (run.model, run.forward, job.val, loss_fn, params.model, policy, cfg.batch_size)
-        row |= dist.from_main(validate, *args)
-        bar.finish(**{k: row[k] for k in ("train_loss", "val_loss", "val_iou", "val_score")})
-    run.history.append(row)
-    if oriented(cfg.monitor, row[cfg.monitor]) > run.best:
-        run.best = oriented(cfg.monitor, row[cfg.monitor])
-        if dist.is_main:
-            save_checkpoint(
-                job.paths.best, run.model, params.model, fold=fold, epoch=number, stage=stage.loss,
-                monitor=cfg.monitor, score=row[cfg.monitor], precision=cfg.precision, **job.lineage,
-            )  # fmt: skip
+        with run.judged():
+            # Rank 0 validates; its verdict (hence "improved?") is every rank's.
+            args = (run.model, run.forward, job.val, loss_fn, params.model, policy, cfg.batch_size)
+            row |= dist.from_main(validate, *args)
+            bar.finish(**{k: row[k] for k in ("train_loss", "val_loss", "val_iou", "val_score")})
+            run.history.append(row)
+            improved = oriented(cfg.monitor, row[cfg.monitor]) > run.best
+            if improved:
+                run.best = oriented(cfg.monitor, row[cfg.monitor])
+            cycle_length = stage.epochs // cfg.cycles
+            cycle_end = cfg.snapshots and s + 1 == len(cfg.stages) and (epoch + 1) % cycle_length == 0
+            if dist.is_main and improved:
+                save_checkpoint(
+                    job.paths.best, run.model, params.model, fold=fold, epoch=number, stage=stage.loss,
+                    monitor=cfg.monitor, score=row[cfg.monitor], precision=cfg.precision, **job.lineage,
+                )  # fmt: skip
+            if dist.is_main and cycle_end:
+                # Before the resume state: a run killed in between redoes this epoch and rewrites it.
+                _save_snapshot((epoch + 1) // cycle_length, row, run, job)
     return row
 
 

@@ -107,6 +107,8 @@ BAD_VALUES = [
     ),
     ({"train": {"aux_weight": -0.1}}, "train.aux_weight: must be >= 0, got -0.1"),
     ({"train": {"empty_weight": float("nan")}}, "train.empty_weight: must be >= 0, got nan"),
+    ({"train": {"ema_decay": 1.0}}, "train.ema_decay: must be in [0, 1), got 1.0"),
+    ({"train": {"ema_decay": -0.5}}, "train.ema_decay: must be in [0, 1), got -0.5"),
     (
         {"model": {"name": "timm_unet", "empty_head": True}},
         "model.empty_head: must be false unless name is preact_resunet, got True",

@@ -347,7 +347,9 @@ def _interrupt_at(number):
     return log
 
 
-@pytest.mark.parametrize("options", [{"scheduler": "cosine", "cycles": 1, "snapshots": False}, {}])
+@pytest.mark.parametrize(
+    "options", [{"scheduler": "cosine", "cycles": 1, "snapshots": False}, {}, {"ema_decay": 0.8}]
+)
 def test_resuming_mid_cycle_gives_the_same_weights(tiny_data, tmp_path, options):
     params = _snapshot_params(tmp_path, **options)
     with pytest.raises(_Interrupted):
@@ -364,3 +366,49 @@ def test_resuming_mid_cycle_gives_the_same_weights(tiny_data, tmp_path, options)
         assert (tmp_path / "resumed/model" / name).read_bytes() == (
             tmp_path / "whole/model" / name
         ).read_bytes()
+
+
+# --- a moving average of the weights ---------------------------------------------------------
+
+
+def test_the_weight_average_is_what_validation_scores_and_checkpoints_keep(tiny_data, tmp_path):
+    from saltseg.hardware import for_params
+    from saltseg.loop import Validation, validate
+    from saltseg.losses import get_train_loss
+    from saltseg.models import build_model
+
+    base = tiny_params(tmp_path, lovasz_epochs=3)
+    params = dataclasses.replace(base, train=dataclasses.replace(base.train, ema_decay=0.8))
+
+    def saved_after(epoch, folder):
+        with pytest.raises(_Interrupted):  # in the epoch after `epoch`, before its state is saved
+            _train(tiny_data, tmp_path / folder, params, log=_interrupt_at(epoch + 1))
+        state = torch.load(tmp_path / folder / "model/last.pt", weights_only=True)
+        model = build_model(params.model)
+        model.load_state_dict(state["model"])
+        own = {k: v.clone() for k, v in model.state_dict().items()}
+        names = [k for k, v in own.items() if v.is_floating_point()]
+        average = dict(zip(names, state["average"]["average"], strict=True))
+        return state, model, own, average
+
+    state, model, own, average = saved_after(4, "a")
+    assert not all(torch.equal(own[k], average[k]) for k in average), "4 epochs of steps move the weights"
+    prepared_path, folds_path = tiny_data
+    prepared = load_prepared(prepared_path)
+    _, val_idx = fold_indices(prepared.ids, load_folds(folds_path), 0)
+    policy = for_params(params)
+    val = Validation.on(policy, prepared.images[val_idx], prepared.masks[val_idx], prepared.depths[val_idx])
+    loss_fn = get_train_loss("lovasz", False, 0.1, 0.05)
+
+    def val_loss(weights):
+        model.load_state_dict(own | weights)
+        return validate(model, model, val, loss_fn, params.model, policy, params.train.batch_size)["val_loss"]
+
+    assert val_loss(average) == pytest.approx(state["history"][-1]["val_loss"], abs=1e-6)
+    assert val_loss({}) != pytest.approx(state["history"][-1]["val_loss"], abs=1e-6)
+
+    kept = torch.load(tmp_path / "a/model/best.pt", weights_only=True)
+    # The same run, stopped after the kept epoch: the kept weights are its average, not its own.
+    _, _, own_then, average_then = saved_after(kept["epoch"], "b")
+    assert all(torch.equal(kept["model"][k], average_then[k]) for k in average_then)
+    assert not all(torch.equal(kept["model"][k], own_then[k]) for k in average_then)
