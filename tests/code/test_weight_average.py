@@ -21,6 +21,15 @@ def _set(model: nn.Module, weight: float, mean: float, batches: int) -> None:
         model[1].num_batches_tracked.fill_(batches)
 
 
+def _one_update(start: float, decay: float, weight: float, batches: int = 0) -> tuple:
+    """A model whose weight went from `start` to `weight` after its average was taken, averaged once."""
+    model = _model(start)
+    average = WeightAverage(model, decay)
+    _set(model, weight=weight, mean=0.0, batches=batches)
+    average.update()
+    return model, average
+
+
 def test_each_update_moves_the_average_by_one_minus_decay_and_copies_counts():
     model = _model(1.0)  # running_mean starts at 0
     average = WeightAverage(model, decay=0.75)
@@ -37,10 +46,7 @@ def test_each_update_moves_the_average_by_one_minus_decay_and_copies_counts():
 
 
 def test_the_own_weights_come_back_when_the_block_raises():
-    model = _model(2.0)
-    average = WeightAverage(model, decay=0.5)
-    _set(model, weight=6.0, mean=0.0, batches=0)
-    average.update()
+    model, average = _one_update(start=2.0, decay=0.5, weight=6.0)
     with pytest.raises(RuntimeError), average.applied():
         assert model[0].weight.item() == 4.0
         raise RuntimeError
@@ -58,10 +64,7 @@ def test_restart_forgets_the_past():
 
 
 def test_a_saved_average_loads_into_a_new_one():
-    model = _model(1.0)
-    average = WeightAverage(model, decay=0.75)
-    _set(model, weight=3.0, mean=0.0, batches=1)
-    average.update()
+    _, average = _one_update(start=1.0, decay=0.75, weight=3.0, batches=1)
     saved = {k: [t.clone() for t in v] for k, v in average.state_dict().items()}
     other = _model(0.0)
     again = WeightAverage(other, decay=0.75)
