@@ -11,8 +11,8 @@ rule), alike in every arm.
     python benchmarks/ablation.py --folds 0 1         # every technique arm; or --arms baseline scse ...
     python benchmarks/ablation.py --arms pseudo --teacher models:/saltseg-ensemble/N   # after a full run
     python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
-    python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline d4_34_16 d3 d3_42_20 \
-        d3_f16 d3_ema d3_scse d3_px48_short d3_px48_loss101 d3_px64_loss101 d3_batch16 \
+    python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline px64_loss101 \
+        px48_loss101 px48_short batch16 scse_budget ep42_20 f16 ema d4_34_16 d4_32_16 \
         --results docs/budget.json --out-markdown docs/budget.md
 
 The pseudo arm labels the test images with `--teacher` (a model registered by an earlier
@@ -62,57 +62,61 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "empty head + scSE + hypercolumn (configs/beyond-seed.yaml's switches)",
         {"model.empty_head": True, "model.scse": True, "model.hypercolumn": True},
     ),
-    # The budget of configs/real-cpu.yaml (--profile configs/real-cpu.yaml, docs/budget.md): levels,
-    # width, input size, where the loss is computed, batch and epochs at about the same time a fold.
-    "d4_34_16": ("4 levels, 34 + 16 epochs", {"train.stages": _stages(34, 16)}),
-    "d3": (
-        "3 levels, 38 + 18 epochs (real-cpu before 2026-11-26's depth change)",
-        {"model.depth": 3, "train.stages": _stages(38, 18)},
+    # The budget of configs/real-cpu.yaml (--profile configs/real-cpu.yaml, docs/budget.md): input
+    # size, where the loss is computed, batch and epochs at about the same time a fold.
+    "px64_loss101": (
+        "64 px, loss at 101 px, 22 + 11 epochs (real-cpu before 2026-11-26's budget change)",
+        {"model.input_size": 64, "train.loss_at": "original", "train.stages": _stages(22, 11)},
     ),
-    "d3_42_20": ("3 levels, 42 + 20 epochs", {"model.depth": 3, "train.stages": _stages(42, 20)}),
-    "d3_f16": (
-        "3 levels, 16 start filters, 27 + 13 epochs",
-        {"model.depth": 3, "model.start_filters": 16, "train.stages": _stages(27, 13)},
+    "px48_loss101": (
+        "48 px, loss at 101 px, 29 + 13 epochs",
+        {"train.loss_at": "original", "train.stages": _stages(29, 13)},
     ),
-    "d3_ema": (
-        "3 levels, 38 + 18 epochs, weight average (train.ema_decay 0.995)",
-        {"model.depth": 3, "train.stages": _stages(38, 18), "train.ema_decay": 0.995},
+    "px48_short": (
+        "48 px, loss at 48 px, 29 + 13 epochs (fewer than the time allows)",
+        {"train.stages": _stages(29, 13)},
     ),
-    "d3_scse": (
-        "3 levels, scSE, 32 + 16 epochs",
-        {"model.depth": 3, "model.scse": True, "train.stages": _stages(32, 16)},
-    ),
-    "d3_px48_short": ("3 levels, 29 + 13 epochs", {"model.depth": 3, "train.stages": _stages(29, 13)}),
-    "d3_px48_loss101": (
-        "3 levels, loss at 101 px, 29 + 13 epochs",
-        {"model.depth": 3, "train.loss_at": "original", "train.stages": _stages(29, 13)},
-    ),
-    "d3_px64_loss101": (
-        "3 levels, 64 px, loss at 101 px, 22 + 11 epochs (real-cpu before 2026-11-26)",
+    "batch16": (
+        "batch 16, 64 px, loss at 101 px, 18 + 10 epochs",
         {
-            "model.depth": 3,
-            "model.input_size": 64,
-            "train.loss_at": "original",
-            "train.stages": _stages(22, 11),
-        },
-    ),
-    "d3_batch16": (
-        "3 levels, batch 16, 64 px, loss at 101 px, 18 + 10 epochs",
-        {
-            "model.depth": 3,
             "model.input_size": 64,
             "train.loss_at": "original",
             "train.batch_size": 16,
             "train.stages": _stages(18, 10),
         },
     ),
+    "scse_budget": (
+        "scSE, 32 + 16 epochs (about the profile's time a fold)",
+        {"model.scse": True, "train.stages": _stages(32, 16)},
+    ),
+    "ep42_20": ("48 px, 42 + 20 epochs (~11% more time)", {"train.stages": _stages(42, 20)}),
+    "f16": ("16 start filters, 27 + 13 epochs", {"model.start_filters": 16, "train.stages": _stages(27, 13)}),
+    "ema": ("weight average, train.ema_decay 0.995", {"train.ema_decay": 0.995}),
+    "d4_34_16": (
+        "4 levels (the seed's), 34 + 16 epochs",
+        {"model.depth": 4, "train.stages": _stages(34, 16)},
+    ),
+    "d4_32_16": (
+        "4 levels (the seed's), 32 + 16 epochs",
+        {"model.depth": 4, "train.stages": _stages(32, 16)},
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
 
 
-# Over configs/real-cpu.yaml.
-BUDGET_ARMS = tuple(a for a in ARMS if a == "d4_34_16" or a.startswith("d3"))
+BUDGET_ARMS = (
+    "px64_loss101",
+    "px48_loss101",
+    "px48_short",
+    "batch16",
+    "scse_budget",
+    "ep42_20",
+    "f16",
+    "ema",
+    "d4_34_16",
+    "d4_32_16",
+)  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS and a != "pseudo"]  # the default
 
 
