@@ -12,7 +12,9 @@ carrying RNG states across processes.
 
 With train.snapshots, the weights at the end of every learning-rate cycle of the last
 stage are kept too (snapshot<c>.pt, see train.scheduler warm_restarts and train.cycles);
-evaluation, prediction and the registry then use their mean as the fold's model.
+evaluation, prediction and the registry then use their mean as the fold's model. With
+train.ema_decay, a moving average of the weights (saltseg.weight_average) is what validation
+scores and what best.pt, the snapshots and the next stage take, instead of the weights.
 
 Epochs are numbered 1..N over both stages everywhere people or tools see them: log
 lines ("fold 0 epoch 3/12 (bce 3/8)"), the history CSV, MLflow steps, the metrics JSON
