@@ -122,14 +122,6 @@ def run_worker(name: str, prepared: Path, folds: Path, params_file: Path) -> dic
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"wall_s": time.perf_counter() - started}
 
 
-def _train_loss(params, name: str):  # noqa: ANN001, ANN202
-    """salt train's loss for the stage loss `name`: plain logits, or the empty head's outputs."""
-    from saltseg.losses import get_train_loss
-
-    t = params.train
-    return get_train_loss(name, t.lovasz_elu, t.aux_weight, t.empty_weight)
-
-
 def _fold(args: argparse.Namespace):  # noqa: ANN202
     from saltseg.config import load_params
     from saltseg.data.folds import fold_indices, load_folds
@@ -150,6 +142,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
     from saltseg.data.dataset import SaltDataset, to_tensor
     from saltseg.hardware import Policy, pick_device
     from saltseg.loop import logits_of, train_targets
+    from saltseg.losses import stage_train_loss
     from saltseg.metrics import iou_per_image
     from saltseg.models.fit import to_input, to_original
 
@@ -176,7 +169,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
     val_images, val_masks = prepared.images[val_idx], prepared.masks[val_idx]
     started, images, best = time.perf_counter(), 0, 0.0
     for stage in params.train.stages:
-        loss_fn = _train_loss(params, stage.loss)
+        loss_fn = stage_train_loss(params.train, stage.loss)
         optimizer = torch.optim.Adam(model.parameters(), lr=stage.lr)
         for _ in range(stage.epochs):
             model.train()
@@ -207,6 +200,7 @@ def data_path(args: argparse.Namespace) -> dict:
     from saltseg.data.augment import build_augment
     from saltseg.data.dataset import SaltDataset, SeededBatch
     from saltseg.loop import logits_of, train_targets
+    from saltseg.losses import stage_train_loss
     from saltseg.models import build_model
 
     params, prepared, train_idx, _ = _fold(args)
@@ -222,7 +216,7 @@ def data_path(args: argparse.Namespace) -> dict:
     augment = len(batches) * bs / (time.perf_counter() - started)
     policy = hardware.for_params(params)
     model = policy.place(build_model(cfg)).train()
-    optimizer, loss_fn = torch.optim.Adam(model.parameters()), _train_loss(params, "bce")
+    optimizer, loss_fn = torch.optim.Adam(model.parameters()), stage_train_loss(params.train, "bce")
     at_input = params.train.loss_at_input
     x, y, _ = collate(data.__getitems__(batches[0]))
     y = train_targets(y.to(policy.device), cfg, at_input)

@@ -13,7 +13,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from saltseg.config import LOSSES
+from saltseg.config import LOSSES, TrainConfig
 from saltseg.errors import SaltError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -141,6 +141,11 @@ def get_train_loss(name: str, elu: bool, aux_weight: float, empty_weight: float)
         return empty_head_loss(logits, aux, has_salt, targets, *args)
 
     return loss
+
+
+def stage_train_loss(cfg: TrainConfig, name: str) -> TrainLossFn:
+    """salt train's loss for a stage whose loss is `name`, with `cfg`'s elu and head weights."""
+    return get_train_loss(name, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight)
 
 
 def get_loss(name: str, elu: bool = False) -> LossFn:

@@ -47,7 +47,7 @@ from saltseg.data.prepared import Prepared
 from saltseg.distributed import Context
 from saltseg.hardware import Policy
 from saltseg.loop import Validation, make_loader, train_epoch, validate
-from saltseg.losses import get_train_loss
+from saltseg.losses import stage_train_loss
 from saltseg.models import build_model, model_paths, save_checkpoint, snapshot_path, snapshot_paths
 from saltseg.pseudo import PseudoSet
 from saltseg.weight_average import WeightAverage
@@ -201,7 +201,7 @@ def _train_stage(s: int, run: _Fold, job: _Job) -> None:
     cfg = job.params.train
     stage = cfg.stages[s]
     # On plain logits (validation; models without the empty head) this is the stage's loss.
-    loss_fn = get_train_loss(stage.loss, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight)
+    loss_fn = stage_train_loss(cfg, stage.loss)
     optimizer = make_optimizer(run.model, cfg, stage.lr)
     scheduler = make_scheduler(optimizer, cfg, stage.epochs)
     first_epoch = run.first_epoch(s)

@@ -374,7 +374,7 @@ def test_resuming_mid_cycle_gives_the_same_weights(tiny_data, tmp_path, options)
 def test_the_weight_average_is_what_validation_scores_and_checkpoints_keep(tiny_data, tmp_path):
     from saltseg.hardware import for_params
     from saltseg.loop import Validation, validate
-    from saltseg.losses import get_train_loss
+    from saltseg.losses import stage_train_loss
     from saltseg.models import build_model
 
     base = tiny_params(tmp_path, lovasz_epochs=3)
@@ -398,7 +398,7 @@ def test_the_weight_average_is_what_validation_scores_and_checkpoints_keep(tiny_
     _, val_idx = fold_indices(prepared.ids, load_folds(folds_path), 0)
     policy = for_params(params)
     val = Validation.on(policy, prepared.images[val_idx], prepared.masks[val_idx], prepared.depths[val_idx])
-    loss_fn = get_train_loss("lovasz", False, 0.1, 0.05)
+    loss_fn = stage_train_loss(params.train, "lovasz")
 
     def val_loss(weights):
         model.load_state_dict(own | weights)
