@@ -255,8 +255,10 @@ def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dic
     lr = optimizer.param_groups[0]["lr"]
     dist, policy = job.dist, job.policy
     with progress.task(label, total=len(job.loader), show=dist.is_main) as bar:
-        step = (job.loader, loss_fn, optimizer, params.model, policy, bar, cfg.loss_at_input, run.average)
-        loss = train_epoch(run.model, run.train_forward, *step)
+        loss = train_epoch(
+            run.model, run.train_forward, job.loader, loss_fn, optimizer, params.model, policy, bar,
+            at_input=cfg.loss_at_input, average=run.average,
+        )  # fmt: skip
         row = {"epoch": number, "stage": stage.loss, "lr": lr, "train_loss": dist.mean(loss)}
         with run.judged():
             # Rank 0 validates; its verdict (hence "improved?") is every rank's.
