@@ -285,6 +285,7 @@ class RuntimeConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     memory_format: str = "auto"  # auto (channels_last on CPU and CUDA) | channels_last | contiguous
     compile: str = "auto"  # torch.compile: auto (CUDA only; on a CPU it pays only for long runs) | on | off
+    fold_jobs: int = 1  # folds `salt train` trains at once, one process each (saltseg.fold_jobs)
 
     def __post_init__(self) -> None:
         _require(
@@ -292,6 +293,7 @@ class RuntimeConfig:
         )
         _require(self.num_workers >= 0, "num_workers", ">= 0", self.num_workers)
         _require(self.threads >= 0, "threads", ">= 0", self.threads)
+        _require(self.fold_jobs >= 1, "fold_jobs", ">= 1", self.fold_jobs)
 
 
 @dataclass(frozen=True)

@@ -108,10 +108,15 @@ def context() -> Context:
     return _context
 
 
+def launched() -> bool:
+    """Whether torchrun started this process (it sets WORLD_SIZE)."""
+    return "WORLD_SIZE" in os.environ
+
+
 def init(device: str = "auto") -> Context:
     """Join the torchrun job this process was started in, if any (idempotent)."""
     global _context
-    if _context.enabled or "WORLD_SIZE" not in os.environ:
+    if _context.enabled or not launched():
         return _context
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = pick_device(device).type == "cuda"

@@ -34,7 +34,8 @@ def test_train_help_shows_real_defaults_sections_and_the_mlflow_store():
     result = CliRunner().invoke(app, ["train", "--help"])
     assert result.exit_code == 0
     text = _words(result.output)
-    assert "models/fold<K>" in text and "metrics/train/fold<K>.json" in text
+    assert "models/fold{fold}" in text and "metrics/train/fold{fold}.json" in text
+    assert "every fold in split.folds" in text and "runtime.fold_jobs at a time" in text
     assert "params.yaml sections data, split, model, augment and train" in text
     assert "runtime" in text and "tracking" in text
     assert "$MLFLOW_TRACKING_URI" in text and "mlflow.db" in text
@@ -78,17 +79,31 @@ def test_compiling_without_a_cpp_compiler_stops_train_before_any_run_or_file(tin
     assert stderr[0].startswith("error: runtime.compile: on needs a C++ compiler on a CPU (no-such-compiler")
 
 
-def _refused_train(tiny_data, tmp_path: Path, overlay: dict, env: dict | None = None) -> list[str]:
+def test_train_refuses_a_fold_outside_split_folds(tiny_data, tmp_path):
+    params_file = tmp_path / "params.yaml"
+    stderr = _refused_train(tiny_data, tmp_path, {}, folds=("0", "3"))
+    assert stderr == [f"error: {params_file}: split.folds is [0, 1]; no fold 3"]
+
+
+def test_train_refuses_several_folds_into_one_path(tiny_data, tmp_path):
+    stderr = _refused_train(tiny_data, tmp_path, {}, folds=("0", "1"))
+    model = tmp_path / "out" / "model"
+    assert stderr == [f"error: --out-dir {model}: with several folds the path needs {{fold}}"]
+
+
+def _refused_train(
+    tiny_data, tmp_path: Path, overlay: dict, env: dict | None = None, folds: tuple[str, ...] = ("0",)
+) -> list[str]:
     """stderr lines of a `salt train` expected to fail before writing a file or an MLflow run."""
-    prepared, folds = tiny_data
+    prepared, folds_csv = tiny_data
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(TINY | {k: TINY.get(k, {}) | v for k, v in overlay.items()}))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     out = tmp_path / "out"
     proc = _salt(
-        "train", "--fold", "0", "--params", str(params_file), "--prepared", str(prepared),
-        "--folds", str(folds), "--out-dir", str(out / "model"), "--metrics", str(out / "metrics.json"),
-        "--history", str(out / "history.csv"),
+        "train", *(a for k in folds for a in ("--fold", k)), "--params", str(params_file),
+        "--prepared", str(prepared), "--folds", str(folds_csv), "--out-dir", str(out / "model"),
+        "--metrics", str(out / "metrics.json"), "--history", str(out / "history.csv"),
         env=os.environ | {"MLFLOW_TRACKING_URI": uri, "CI": "1"} | (env or {}),
     )  # fmt: skip
     assert proc.returncode != 0

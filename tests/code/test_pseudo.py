@@ -326,7 +326,7 @@ def test_evaluation_needs_folds_of_one_pseudo_set(tmp_path):
 
 def test_dvc_stage_feeds_the_pseudo_set_to_every_fold():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    pseudo, train = stages["pseudo"], stages["train"]["do"]
+    pseudo, train = stages["pseudo"], stages["train"]
     assert pseudo["cmd"].split() == [
         "salt", "pseudo", "--data", "${data.source}", "--prepared", "prepared/train.npz",
         "--out", "prepared/pseudo.npz",

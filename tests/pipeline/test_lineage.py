@@ -103,12 +103,18 @@ def test_runtime_changes_neither_retrain_nor_fork_runs(two_data_sets: ProjectCop
     copy = two_data_sets
     params = copy.root / "params.yaml"
     before = params.read_text()
+    changed = before
+    for old, new in (
+        ("  threads: 1", "  threads: 2"),
+        ("  num_workers: 0", "  num_workers: 1"),
+        ("  fold_jobs: 2", "  fold_jobs: 1"),
+    ):
+        assert old in changed, old
+        changed = changed.replace(old, new)
     try:
-        params.write_text(
-            before.replace("  threads: 1", "  threads: 2").replace("  num_workers: 0", "  num_workers: 1")
-        )
+        params.write_text(changed)
         status = copy.run("dvc", "status").stdout
-        assert "train@" not in status and "evaluate" not in status, status
+        assert "train:" not in status and "evaluate:" not in status, status
     finally:
         params.write_text(before)
 

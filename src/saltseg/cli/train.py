@@ -1,39 +1,48 @@
-"""`salt train`: one fold of the two-stage recipe."""
+"""`salt train`: the two-stage recipe on one fold, or on several, `runtime.fold_jobs` at a time."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from saltseg.config import Params
+    from saltseg.train import FoldPaths
+
+FOLD = "{fold}"  # in a path option: the fold's number
 
 
 def train(
     fold: Annotated[
-        int, typer.Option("--fold", "-f", help="Fold to hold out for validation (one of split.folds).")
-    ],
+        list[int] | None,
+        typer.Option(
+            "--fold",
+            "-f",
+            help="Fold to hold out for validation (one of split.folds); repeat for several.",
+            show_default="every fold in split.folds",
+        ),
+    ] = None,
     prepared: Annotated[Path, typer.Option(help="Prepared arrays from `salt data prepare`.")] = Path(
         "prepared/train.npz"
     ),
     folds: Annotated[Path, typer.Option(help="Fold assignment from `salt data split`.")] = Path(
         "prepared/folds.csv"
     ),
-    # show_default, not "[default: ...]" in the help: Rich would take the brackets for markup.
     out_dir: Annotated[
-        Path | None,
+        Path,
         typer.Option(
-            help="Folder for best.pt, validation.png and the resume state last.pt.",
-            show_default="models/fold<K>",
+            help=f"Folder for best.pt, validation.png and the resume state last.pt; {FOLD} is the fold."
         ),
-    ] = None,
+    ] = Path(f"models/fold{FOLD}"),
     metrics: Annotated[
-        Path | None,
-        typer.Option(help="Metrics JSON (read by `dvc metrics`).", show_default="metrics/train/fold<K>.json"),
-    ] = None,
+        Path, typer.Option(help=f"Metrics JSON (read by `dvc metrics`); {FOLD} is the fold.")
+    ] = Path(f"metrics/train/fold{FOLD}.json"),
     history: Annotated[
-        Path | None,
-        typer.Option(help="Per-epoch CSV (read by `dvc plots`).", show_default="plots/train/fold<K>.csv"),
-    ] = None,
+        Path, typer.Option(help=f"Per-epoch CSV (read by `dvc plots`); {FOLD} is the fold.")
+    ] = Path(f"plots/train/fold{FOLD}.csv"),
     pseudo: Annotated[
         Path | None,
         typer.Option(
@@ -42,16 +51,18 @@ def train(
     ] = None,
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
-    """Train one fold: BCE, then Lovasz from the best BCE weights; resumes if interrupted.
+    """Train folds: BCE, then Lovasz from the best BCE weights; each resumes if interrupted.
 
     Reads the params.yaml sections data, split, model, augment and train (what the model is),
-    runtime (device, workers, threads) and tracking. Writes best.pt, validation.png and, until
-    the fold finishes, last.pt in --out-dir, the metrics JSON and the per-epoch CSV; logs the
-    parameters, per-epoch metrics and those files to the MLflow run fold<K>, a child of the
-    pipeline's parent run. One line per epoch on stderr when it is not a terminal.
+    runtime (device, workers, threads, fold_jobs) and tracking. Writes best.pt, validation.png
+    and, until the fold finishes, last.pt in --out-dir, the metrics JSON and the per-epoch CSV;
+    logs the parameters, per-epoch metrics and those files to the MLflow run fold<K>, a child of
+    the pipeline's parent run. One line per epoch on stderr when it is not a terminal.
 
+    Several folds train as one `salt train --fold K` process each, runtime.fold_jobs at a time
+    (on a CPU sharing its cores), and every path option then needs {fold}.
     Under torchrun (`torchrun --nproc-per-node N -m saltseg train --fold K`) the N
-    processes train the fold together with DistributedDataParallel; rank 0 writes.
+    processes train one fold together with DistributedDataParallel; rank 0 writes.
     """
     from saltseg.config import load_params
 
@@ -60,18 +71,48 @@ def train(
     from saltseg import distributed
     from saltseg.errors import SaltError
     from saltseg.models import check_buildable
-    from saltseg.train import FoldPaths
-    from saltseg.train_stage import run_fold
 
     try:  # the rules only a builder knows, before a run is opened or a file written
         check_buildable(params.model)
     except SaltError as exc:
         raise SaltError(f"{params_file}: {exc}") from None
-    paths = FoldPaths(
-        out_dir=out_dir or Path(f"models/fold{fold}"),
-        metrics=metrics or Path(f"metrics/train/fold{fold}.json"),
-        history=history or Path(f"plots/train/fold{fold}.csv"),
-    )
+    chosen = fold or list(params.split.folds)
+    unknown = [k for k in chosen if k not in params.split.folds]
+    if unknown:
+        raise SaltError(f"{params_file}: split.folds is {list(params.split.folds)}; no fold {unknown[0]}")
+    if len(chosen) == 1:
+        from saltseg.train import FoldPaths
+
+        k = chosen[0]
+        paths = FoldPaths(Path(_of(out_dir, k)), Path(_of(metrics, k)), Path(_of(history, k)))
+        _train_one(params, k, prepared, folds, paths, pseudo)
+        return
+    if distributed.launched():
+        raise SaltError("under torchrun, train one --fold at a time")
+    for option, path in (("--out-dir", out_dir), ("--metrics", metrics), ("--history", history)):
+        if FOLD not in str(path):
+            raise SaltError(f"{option} {path}: with several folds the path needs {FOLD}")
+    from saltseg.fold_jobs import run_folds
+
+    commands = {}
+    for k in chosen:
+        command = [sys.executable, "-m", "saltseg", "train", "--fold", str(k), "--params", str(params_file)]
+        command += ["--prepared", str(prepared), "--folds", str(folds)]
+        command += ["--out-dir", _of(out_dir, k), "--metrics", _of(metrics, k), "--history", _of(history, k)]
+        commands[k] = command + (["--pseudo", str(pseudo)] if pseudo else [])
+    run_folds(commands, params.runtime.fold_jobs, params.runtime.threads)
+
+
+def _of(path: Path, fold: int) -> str:
+    return str(path).replace(FOLD, str(fold))
+
+
+def _train_one(
+    params: Params, fold: int, prepared: Path, folds: Path, paths: FoldPaths, pseudo: Path | None
+) -> None:
+    from saltseg import distributed
+    from saltseg.train_stage import run_fold
+
     dist = distributed.init(params.runtime.device)  # a no-op outside torchrun
     try:
         result = run_fold(params, prepared, folds, fold, paths, pseudo)
