@@ -18,6 +18,7 @@ from tiny_training import kill_in_stage_two
 from saltseg.data.dataset import EpochBatches
 from saltseg.distributed import Context, context
 from saltseg.errors import SaltError
+from saltseg.tracking import FOLD_TAG
 
 
 def test_outside_torchrun_every_helper_is_the_identity():
@@ -152,3 +153,26 @@ def test_torchrun_two_processes_train_one_fold_and_resume_exactly(tiny_data, tmp
         k: v for k, v in metrics.items() if k != "train_seconds"
     }
     assert len(_child_runs(tmp_path / "killed")[1]) == 1, "the resumed job continues its fold's run"
+
+
+@pytest.mark.slow
+def test_torchrun_without_fold_trains_every_fold_in_turn(tiny_data, tmp_path):
+    command = _torchrun_fold(tiny_data, tmp_path, 1)
+    at = command.index("--fold")
+    del command[at : at + 2]
+    templates = {
+        "--out-dir": "model{fold}",
+        "--metrics": "metrics{fold}.json",
+        "--history": "history{fold}.csv",
+    }
+    for option, template in templates.items():
+        command[command.index(option) + 1] = str(tmp_path / template)
+    proc = subprocess.run(command, env=os.environ | {"CI": "1"}, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for k in (0, 1):
+        assert (tmp_path / f"model{k}/best.pt").is_file()
+        assert json.loads((tmp_path / f"metrics{k}.json").read_text())["fold"] == k
+        assert proc.stdout.count(f"fold {k}: best") == 1, "rank 0 alone reports"
+    _, children = _child_runs(tmp_path)
+    trained = sorted((r.data.tags[FOLD_TAG], r.data.tags["world_size"]) for r in children)
+    assert trained == [("0", "2"), ("1", "2")]

@@ -10,7 +10,6 @@ import typer
 
 if TYPE_CHECKING:
     from saltseg.config import Params
-    from saltseg.train import FoldPaths
 
 FOLD = "{fold}"  # in a path option: the fold's number
 
@@ -62,7 +61,8 @@ def train(
     Several folds train as one `salt train --fold K` process each, runtime.fold_jobs at a time
     (on a CPU sharing its cores), and every path option then needs {fold}.
     Under torchrun (`torchrun --nproc-per-node N -m saltseg train --fold K`) the N
-    processes train one fold together with DistributedDataParallel; rank 0 writes.
+    processes train each fold together with DistributedDataParallel, one fold after
+    another; rank 0 writes.
     """
     from saltseg.config import load_params
 
@@ -80,18 +80,14 @@ def train(
     unknown = [k for k in chosen if k not in params.split.folds]
     if unknown:
         raise SaltError(f"{params_file}: split.folds is {list(params.split.folds)}; no fold {unknown[0]}")
-    if len(chosen) == 1:
-        from saltseg.train import FoldPaths
-
-        k = chosen[0]
-        paths = FoldPaths(Path(_of(out_dir, k)), Path(_of(metrics, k)), Path(_of(history, k)))
-        _train_one(params, k, prepared, folds, paths, pseudo)
+    if len(chosen) > 1:
+        for option, path in (("--out-dir", out_dir), ("--metrics", metrics), ("--history", history)):
+            if FOLD not in str(path):
+                raise SaltError(f"{option} {path}: with several folds the path needs {FOLD}")
+    if len(chosen) == 1 or distributed.launched():
+        # Here, one fold after another; under torchrun every rank walks them in the same order.
+        _train_here(params, chosen, prepared, folds, (out_dir, metrics, history), pseudo)
         return
-    if distributed.launched():
-        raise SaltError("under torchrun, train one --fold at a time")
-    for option, path in (("--out-dir", out_dir), ("--metrics", metrics), ("--history", history)):
-        if FOLD not in str(path):
-            raise SaltError(f"{option} {path}: with several folds the path needs {FOLD}")
     from saltseg.fold_jobs import run_folds
 
     commands = {}
@@ -107,22 +103,29 @@ def _of(path: Path, fold: int) -> str:
     return str(path).replace(FOLD, str(fold))
 
 
-def _train_one(
-    params: Params, fold: int, prepared: Path, folds: Path, paths: FoldPaths, pseudo: Path | None
+def _train_here(
+    params: Params,
+    chosen: list[int],
+    prepared: Path,
+    folds: Path,
+    templates: tuple[Path, Path, Path],
+    pseudo: Path | None,
 ) -> None:
     from saltseg import distributed
+    from saltseg.train import FoldPaths
     from saltseg.train_stage import run_fold
 
     dist = distributed.init(params.runtime.device)  # a no-op outside torchrun
     try:
-        result = run_fold(params, prepared, folds, fold, paths, pseudo)
+        for k in chosen:
+            paths = FoldPaths(*(Path(_of(template, k)) for template in templates))
+            result = run_fold(params, prepared, folds, k, paths, pseudo)
+            if dist.is_main:
+                best = result[f"best_{params.train.monitor}"]
+                typer.echo(
+                    f"fold {k}: best {params.train.monitor} {best:.4f} at epoch {result['best_epoch']} "
+                    f"({result['best_stage']}), score {result['best_val_score']:.4f}, "
+                    f"{result['train_seconds']} s -> {paths.best}"
+                )
     finally:
         distributed.shutdown()
-    if not dist.is_main:
-        return
-    monitor = params.train.monitor
-    typer.echo(
-        f"fold {fold}: best {monitor} {result[f'best_{monitor}']:.4f} at epoch {result['best_epoch']} "
-        f"({result['best_stage']}), score {result['best_val_score']:.4f}, "
-        f"{result['train_seconds']} s -> {paths.best}"
-    )
