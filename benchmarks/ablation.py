@@ -11,7 +11,7 @@ rule), alike in every arm.
     python benchmarks/ablation.py --folds 0 1         # every technique arm; or --arms baseline scse ...
     python benchmarks/ablation.py --arms pseudo --teacher models:/saltseg-ensemble/N   # after a full run
     python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
-    python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline px64_loss101 \
+    python benchmarks/ablation.py --profile configs/budget.yaml --arms baseline px64_loss101 \
         px48_loss101 px48_short batch16 scse_budget ep42_20 f16 ema d4_34_16 d4_32_16 \
         ep32_24 batch64 aug_flips aug_strong monitor_score \
         --results docs/budget.json --out-markdown docs/budget.md
@@ -63,7 +63,7 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "empty head + scSE + hypercolumn (configs/beyond-seed.yaml's switches)",
         {"model.empty_head": True, "model.scse": True, "model.hypercolumn": True},
     ),
-    # The budget of configs/real-cpu.yaml (--profile configs/real-cpu.yaml, docs/budget.md): input
+    # The budget of configs/real-cpu.yaml (--profile configs/budget.yaml, docs/budget.md): input
     # size, where the loss is computed, batch and epochs at about the same time a fold.
     "px64_loss101": (
         "64 px, loss at 101 px, 22 + 11 epochs (real-cpu before 2026-11-26's budget change)",
@@ -142,7 +142,7 @@ BUDGET_ARMS = (
     "aug_flips",
     "aug_strong",
     "monitor_score",
-)  # over configs/real-cpu.yaml
+)  # over configs/budget.yaml (real-cpu as it stood)
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS and a != "pseudo"]  # the default
 
 

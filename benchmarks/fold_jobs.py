@@ -21,12 +21,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 SECTION = "## Folds side by side"
@@ -34,14 +31,9 @@ SECTION = "## Folds side by side"
 
 def run(params_file: Path, prepared: Path, folds: Path, out: Path, n_folds: int) -> dict:
     """One `salt train` over every fold into `out`; its wall seconds and the folds' metrics."""
-    cmd = [sys.executable, "-m", "saltseg", "train", "--params", str(params_file)]
-    cmd += ["--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(out / "model{fold}")]
-    cmd += ["--metrics", str(out / "metrics{fold}.json"), "--history", str(out / "history{fold}.csv")]
-    started = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"CI": "1"})
-    wall = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"salt train failed\n{done.stderr[-3000:]}")
+    from train_job import timed_salt_train
+
+    wall = timed_salt_train(params_file, prepared, folds, out)
     metrics = [json.loads((out / f"metrics{k}.json").read_text()) for k in range(n_folds)]
     return {"wall_s": wall, "val_iou": [m["best_val_iou"] for m in metrics]}
 
@@ -85,30 +77,23 @@ def table(runs: dict[int, list[dict]], args: argparse.Namespace, data: str, n_fo
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
+    from train_job import add_data_options, finish_data_options
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="800 images, 2 + 1 epochs")
-    p.add_argument("--epochs", type=int, nargs=2, metavar=("BCE", "LOVASZ"), help="default 6 3 (2 1 quick)")
-    p.add_argument("--images", type=int, help="a random subset of the prepared images (800 with --quick)")
-    p.add_argument(
-        "--tgs", type=Path, default=Path("/work/shared/tgs"), help="Kaggle-layout data, if present"
-    )
-    p.add_argument(
-        "--profile", type=Path, default=Path(__file__).resolve().parents[1] / "configs/real-cpu.yaml"
-    )
+    add_data_options(p, default=(6, 3), quick=(2, 1))
     p.add_argument("--jobs", type=int, default=2, help="the fold_jobs compared with 1")
     p.add_argument("--repeats", type=int, default=1, help="rounds of both settings")
     p.add_argument("--out-markdown", type=Path, help="append the table to this file's section")
     args = p.parse_args(argv)
-    args.epochs = args.epochs or ((2, 1) if args.quick else (6, 3))
-    args.images = args.images or (800 if args.quick else None)
+    finish_data_options(args, argv)
     args.compile = None  # the profile's, as train_job.prepare reads it
     args.argv = argv
     return args
 
 
 def main(argv: list[str]) -> None:
-    args = parse(argv)
     sys.path.insert(0, str(Path(__file__).parent))
+    args = parse(argv)
     from train_job import prepare
     from train_throughput import append_section
 

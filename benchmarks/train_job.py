@@ -91,17 +91,24 @@ def prepare(args: argparse.Namespace, tmp: Path) -> tuple[Path, Path, Path, str]
     return prepared, folds, params_file, f"{what}, {len(np.load(prepared)['ids'])} images"
 
 
-def run_salt_train(prepared: Path, folds: Path, params_file: Path, tmp: Path) -> dict:
-    out = tmp / "salt_train"
-    cmd = [sys.executable, "-m", "saltseg", "train", "--fold", "0", "--params", str(params_file)]
-    cmd += ["--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(out / "model")]
-    cmd += ["--metrics", str(out / "metrics.json"), "--history", str(out / "history.csv")]
+def timed_salt_train(params_file: Path, prepared: Path, folds: Path, out: Path, *folds_args: str) -> float:
+    """Wall seconds of one `salt train` process (`folds_args`: e.g. "--fold", "0"; none: every
+    fold) writing model<K>/, metrics<K>.json and history<K>.csv into `out`."""
+    cmd = [sys.executable, "-m", "saltseg", "train", *folds_args, "--params", str(params_file)]
+    cmd += ["--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(out / "model{fold}")]
+    cmd += ["--metrics", str(out / "metrics{fold}.json"), "--history", str(out / "history{fold}.csv")]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"CI": "1"})
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"salt train failed\n{done.stderr[-3000:]}")
-    metrics = json.loads((out / "metrics.json").read_text())
+    return wall
+
+
+def run_salt_train(prepared: Path, folds: Path, params_file: Path, tmp: Path) -> dict:
+    out = tmp / "salt_train"
+    wall = timed_salt_train(params_file, prepared, folds, out, "--fold", "0")
+    metrics = json.loads((out / "metrics0.json").read_text())
     images = metrics["n_train"] * metrics["epochs"]
     return {
         "job": "salt_train",
@@ -294,10 +301,17 @@ def table(rows: dict[str, dict], path: dict, args: argparse.Namespace, data: str
     return "\n".join(lines) + "\n"
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="800 images, 1 + 1 epochs: a few minutes")
-    p.add_argument("--epochs", type=int, nargs=2, metavar=("BCE", "LOVASZ"), help="default 10 5 (1 1 quick)")
+def add_data_options(p: argparse.ArgumentParser, default: tuple[int, int], quick: tuple[int, int]) -> None:
+    """The options `prepare` reads: data, subset, profile and epochs (`default`; `quick` with --quick)."""
+    p.add_argument("--quick", action="store_true", help=f"800 images, {quick[0]} + {quick[1]} epochs")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        nargs=2,
+        metavar=("BCE", "LOVASZ"),
+        default=default,
+        help=f"default {default[0]} {default[1]}",
+    )
     p.add_argument("--images", type=int, help="a random subset of the prepared images (800 with --quick)")
     p.add_argument(
         "--tgs", type=Path, default=Path("/work/shared/tgs"), help="Kaggle-layout data, if present"
@@ -305,6 +319,19 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--profile", type=Path, default=ROOT / "configs/real-cpu.yaml", help="whose network and recipe"
     )
+    p.set_defaults(quick_epochs=quick)
+
+
+def finish_data_options(args: argparse.Namespace, argv: list[str]) -> None:
+    """--quick's epochs (unless --epochs was given) and subset."""
+    if args.quick and "--epochs" not in argv:
+        args.epochs = args.quick_epochs
+    args.images = args.images or (800 if args.quick else None)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_options(p, default=(10, 5), quick=(1, 1))
     p.add_argument("--repeats", type=int, default=1, help="run the jobs round-robin this often")
     p.add_argument("--compile", choices=("auto", "on", "off"), help="default: the profile's")
     p.add_argument("--jobs", default=",".join(JOBS), help=f"comma-separated subset of {JOBS}")
@@ -312,8 +339,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for hidden in ("--worker", "--prepared", "--folds", "--params"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.epochs = args.epochs or ((1, 1) if args.quick else (10, 5))
-    args.images = args.images or (800 if args.quick else None)
+    finish_data_options(args, argv)
     if "plain_ours" not in args.jobs.split(","):
         p.error("--jobs must include plain_ours: the ratios are against it")
     return args

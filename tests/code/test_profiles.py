@@ -51,7 +51,7 @@ def test_default_profile_is_the_committed_params(params_file):
 
 def test_changed_keys_are_reported_and_comments_kept(params_file):
     changed = apply_profile(params_file, CONFIGS / "real-cpu.yaml")
-    assert "data.source" in changed and "train.stages" in changed and "model.depth" not in changed
+    assert "data.source" in changed and "train.stages" in changed and "model.start_filters" not in changed
     text = params_file.read_text()
     assert "source: data" in text and "# Kaggle-layout folder to train on" in text
 
