@@ -80,13 +80,14 @@ def train(
     unknown = [k for k in chosen if k not in params.split.folds]
     if unknown:
         raise SaltError(f"{params_file}: split.folds is {list(params.split.folds)}; no fold {unknown[0]}")
+    templates = {"--out-dir": out_dir, "--metrics": metrics, "--history": history}  # FoldPaths' order
     if len(chosen) > 1:
-        for option, path in (("--out-dir", out_dir), ("--metrics", metrics), ("--history", history)):
+        for option, path in templates.items():
             if FOLD not in str(path):
                 raise SaltError(f"{option} {path}: with several folds the path needs {FOLD}")
     if len(chosen) == 1 or distributed.launched():
         # Here, one fold after another; under torchrun every rank walks them in the same order.
-        _train_here(params, chosen, prepared, folds, (out_dir, metrics, history), pseudo)
+        _train_here(params, chosen, prepared, folds, tuple(templates.values()), pseudo)
         return
     from saltseg.fold_jobs import run_folds
 
@@ -94,7 +95,7 @@ def train(
     for k in chosen:
         command = [sys.executable, "-m", "saltseg", "train", "--fold", str(k), "--params", str(params_file)]
         command += ["--prepared", str(prepared), "--folds", str(folds)]
-        command += ["--out-dir", _of(out_dir, k), "--metrics", _of(metrics, k), "--history", _of(history, k)]
+        command += [arg for option, path in templates.items() for arg in (option, _of(path, k))]
         commands[k] = command + (["--pseudo", str(pseudo)] if pseudo else [])
     run_folds(commands, params.runtime.fold_jobs, params.runtime.threads)
 
@@ -108,7 +109,7 @@ def _train_here(
     chosen: list[int],
     prepared: Path,
     folds: Path,
-    templates: tuple[Path, Path, Path],
+    templates: tuple[Path, ...],
     pseudo: Path | None,
 ) -> None:
     from saltseg import distributed
