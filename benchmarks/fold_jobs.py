@@ -1,4 +1,4 @@
-"""Folds side by side: `salt train` over every fold, runtime.fold_jobs 1 against N.
+"""Folds side by side: `salt train` over every fold, runtime.fold_jobs 1 against N (one or more).
 
 Each setting is one whole `salt train` process without --fold, as the pipeline's train stage
 runs it (child processes, MLflow, checkpoints, validation figures included), on the same
@@ -9,6 +9,7 @@ validation IoU, which the setting should not move beyond thread-count rounding.
 
     python benchmarks/fold_jobs.py --quick          # ~5 min on 2 cores: 800 images, 2 + 1 epochs
     python benchmarks/fold_jobs.py --epochs 6 3 --repeats 2 --out-markdown benchmarks/results.md
+    python benchmarks/fold_jobs.py --epochs 4 2 --jobs 2 3 5     # more folds at once than cores
     python benchmarks/fold_jobs.py --profile configs/seed-full.yaml --jobs 5 --epochs 10 5   # one GPU
 
 Data: /work/shared/tgs (or --tgs DIR) ingested and prepared into a temporary folder, else the
@@ -81,8 +82,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_options(p, default=(6, 3), quick=(2, 1))
-    p.add_argument("--jobs", type=int, default=2, help="the fold_jobs compared with 1")
-    p.add_argument("--repeats", type=int, default=1, help="rounds of both settings")
+    p.add_argument("--jobs", type=int, nargs="+", default=[2], help="the fold_jobs compared with 1")
+    p.add_argument("--repeats", type=int, default=1, help="rounds of every setting")
     p.add_argument("--out-markdown", type=Path, help="append the table to this file's section")
     args = p.parse_args(argv)
     finish_data_options(args, argv)
@@ -103,7 +104,7 @@ def main(argv: list[str]) -> None:
         tmp = Path(tmp_name)
         prepared, folds, params_file, data = prepare(args, tmp)
         n_folds = len(load_params(params_file).split.folds)
-        settings = {jobs: with_fold_jobs(params_file, jobs) for jobs in (1, args.jobs)}
+        settings = {jobs: with_fold_jobs(params_file, jobs) for jobs in dict.fromkeys([1, *args.jobs])}
         runs: dict[int, list[dict]] = {jobs: [] for jobs in settings}
         for r in range(args.repeats):
             for jobs, done in runs.items():
