@@ -285,7 +285,7 @@ class RuntimeConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     memory_format: str = "auto"  # auto (channels_last on CPU and CUDA) | channels_last | contiguous
     compile: str = "auto"  # torch.compile: auto (CUDA only; on a CPU it pays only for long runs) | on | off
-    fold_jobs: int = 1  # folds `salt train` trains at once, one process each (saltseg.fold_jobs)
+    fold_jobs: int = 3  # folds `salt train` trains at once, one process each (saltseg.fold_jobs)
 
     def __post_init__(self) -> None:
         _require(

@@ -2,10 +2,11 @@
 `runtime.fold_jobs` of them at a time.
 
 DVC runs one stage at a time, so folds can only train side by side inside the train stage. Two
-measurements make that pay (benchmarks/results.md): on the 2-core CPU two single-thread folds
-train ~1.4x the images a second of one fold on both threads (the small convolutions leave the
-second thread half idle, and augmentation runs on one core), and on one GPU the seed's small
-U-Net leaves most of the device idle (five folds at once: 2.2x on an H200).
+measurements make that pay (benchmarks/results.md): on the 2-core CPU, single-thread folds side
+by side train five folds 1.4x faster than one fold at a time on both threads when two run at
+once, 1.5x when three do (the small convolutions leave the second thread half idle, and
+augmentation runs on one core), and on one GPU the seed's small U-Net leaves most of the device
+idle (five folds at once: 2.2x on an H200).
 
 A fold trains exactly as it does alone: a fresh process (its own RNG, compile caches and MLflow
 client) that resumes from its own folder and finds the pipeline's parent run under the store's
