@@ -16,6 +16,7 @@ from saltseg.fold_jobs import run_folds, thread_share, waves
 
 def test_waves_group_the_folds_in_order():
     assert waves([0, 1, 2, 3, 4], 2) == [(0, 1), (2, 3), (4,)]
+    assert waves([0, 1, 2, 3, 4], 3) == [(0, 1, 2), (3, 4)]  # the default: no fold left alone
     assert waves([0, 1, 2, 3, 4], 5) == [(0, 1, 2, 3, 4)]
     assert waves([3, 1], 1) == [(3,), (1,)]
     assert waves([0, 1], 8) == [(0, 1)]
@@ -23,6 +24,7 @@ def test_waves_group_the_folds_in_order():
 
 def test_thread_share_splits_the_cores_and_keeps_one():
     assert thread_share(2, 2) == 1
+    assert thread_share(2, 3) == 1  # more folds than cores: the OS shares them
     assert thread_share(16, 5) == 3
     assert thread_share(2, 1) == 2
     assert thread_share(1, 4) == 1
