@@ -196,6 +196,7 @@ def fold_score(prepared, folds_df, fold: int, fold_dir: Path, runtime) -> float:
 
 def run_arm(arm: str, args: argparse.Namespace) -> dict:
     import yaml
+    from train_job import fold_seconds
 
     from saltseg.config import RuntimeConfig, params_from_dict
     from saltseg.data.folds import load_folds
@@ -223,11 +224,12 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
         cmd = [*salt, "train", "--fold", str(fold), "--params", str(params_file), "--pseudo", str(pseudo)]
         cmd += ["--prepared", str(args.prepared), "--folds", str(args.folds_csv), "--out-dir", str(fold_dir)]
         cmd += ["--metrics", str(metrics), "--history", str(work / f"fold{fold}.csv")]
-        subprocess.run(cmd, check=True)
+        done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+        print(done.stdout, end="")
         result["folds"][str(fold)] = fold_score(
             prepared, folds_df, fold, fold_dir, RuntimeConfig(runtime.device)
         )
-        result["train_seconds"][str(fold)] = json.loads(metrics.read_text())["train_seconds"]
+        result["train_seconds"][str(fold)] = fold_seconds(done.stdout)[fold]
     result["score"] = sum(result["folds"].values()) / len(result["folds"])
     result |= {
         "date": datetime.date.today().isoformat(),

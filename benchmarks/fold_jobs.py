@@ -34,7 +34,7 @@ def run(params_file: Path, prepared: Path, folds: Path, out: Path, n_folds: int)
     """One `salt train` over every fold into `out`; its wall seconds and the folds' metrics."""
     from train_job import timed_salt_train
 
-    wall = timed_salt_train(params_file, prepared, folds, out)
+    wall, _ = timed_salt_train(params_file, prepared, folds, out)
     metrics = [json.loads((out / f"metrics{k}.json").read_text()) for k in range(n_folds)]
     return {"wall_s": wall, "val_iou": [m["best_val_iou"] for m in metrics]}
 

@@ -64,7 +64,6 @@ wait $repro || failed=1
 echo "== pipeline done $(el) s (failed=$failed)"
 dvc status
 dvc metrics show
-grep -h train_seconds metrics/train/fold*.json
 tar czf "$OUT/records.tgz" dvc.lock params.yaml metrics plots registry.json submission.csv mlflow.db 2> /dev/null
 fi
 if [ $failed -eq 0 ] && [ "$(left)" -gt 150 ]; then

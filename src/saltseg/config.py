@@ -21,7 +21,7 @@ from pathlib import Path
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from saltseg.data.tgs import SIZE as TILE
+from saltseg.data.tgs import SIZE
 from saltseg.errors import SaltError
 
 # The names params.yaml may use, listed here so that checking them needs no torch: losses.py
@@ -108,6 +108,9 @@ class SplitConfig:
     folds: tuple[int, ...] = (0, 1, 2, 3, 4)  # fold ids; their count is K
     seed: int = 42
     coverage_classes: int = 11  # empty + 10 coverage bins, the usual TGS stratification
+    # Share of the images held out before the folds (stratified, seeded): never trained, tuned or
+    # selected on; the registered ensemble's test score is measured on them. 0: no test set.
+    test_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         folds = list(self.folds)
@@ -116,6 +119,7 @@ class SplitConfig:
         _require(len(set(folds)) == len(folds), "folds", "unique fold ids", folds)
         _require(self.seed >= 0, "seed", ">= 0", self.seed)  # scikit-learn's random_state
         _require(self.coverage_classes >= 1, "coverage_classes", ">= 1", self.coverage_classes)
+        _require(0 <= self.test_fraction < 0.5, "test_fraction", "in [0, 0.5)", self.test_fraction)
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,7 @@ class ModelConfig:
         _one_of("fit", self.fit, FITS)
         _require(self.input_size >= 1, "input_size", ">= 1", self.input_size)
         if self.fit == "pad":  # models/fit.py pads the tile up to the input size, never crops it
-            _require(self.input_size >= TILE, "input_size", f">= {TILE} with fit 'pad'", self.input_size)
+            _require(self.input_size >= SIZE, "input_size", f">= {SIZE} with fit 'pad'", self.input_size)
         _require(self.start_filters >= 1, "start_filters", ">= 1", self.start_filters)
         _require(self.depth >= 1, "depth", ">= 1", self.depth)
         _require(self.blocks_per_level >= 1, "blocks_per_level", ">= 1", self.blocks_per_level)
@@ -250,9 +254,15 @@ class TrainConfig:
     # > 0: validate, keep and hand on an exponential moving average of the weights, updated after
     # every step with this decay (saltseg.weight_average); 0: the weights themselves, as the seed.
     ema_decay: float = 0.0
+    # CPU threads a fold computes with. Part of the result, not only of the speed: convolution
+    # sums run in another order on another count (gradients differ from the 5th digit, a fold's
+    # score by up to ~0.04 after 12 epochs). One thread a fold, several folds at once
+    # (runtime.fold_jobs), is also the fastest way to train five folds on a few cores.
+    threads: int = 1
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        _require(self.threads >= 1, "threads", ">= 1", self.threads)
         _require(len(self.stages) >= 1, "stages", "a non-empty list of stages", [])
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)
@@ -277,12 +287,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """Where and how fast, never what: these knobs do not change a model, so they neither
-    retrain a fold (no stage lists this section) nor fork an MLflow pipeline run."""
+    """Where and how fast. num_workers and fold_jobs change only the speed (tests train a fold under
+    two values and compare the checkpoints' bytes). device, memory_format and compile pick other
+    kernels, whose sums differ in the last digits: they are part of a fold's identity (the train
+    stage lists them; saltseg.tracking.pipeline_key holds the policy they resolve to)."""
 
     device: str = "auto"  # "auto" picks CUDA when present
-    num_workers: int = 0  # DataLoader worker processes; results do not depend on it
-    threads: int = 0  # torch CPU threads; 0 = torch's default
+    num_workers: int = 0  # DataLoader worker processes; each batch seeds its own augmentations
     memory_format: str = "auto"  # auto (channels_last on CPU and CUDA) | channels_last | contiguous
     compile: str = "auto"  # torch.compile: auto (CUDA only; on a CPU it pays only for long runs) | on | off
     fold_jobs: int = 3  # folds `salt train` trains at once, one process each (saltseg.fold_jobs)
@@ -292,7 +303,6 @@ class RuntimeConfig:
             DEVICE.fullmatch(self.device) is not None, "device", "auto, cpu, cuda or cuda:N", self.device
         )
         _require(self.num_workers >= 0, "num_workers", ">= 0", self.num_workers)
-        _require(self.threads >= 0, "threads", ">= 0", self.threads)
         _require(self.fold_jobs >= 1, "fold_jobs", ">= 1", self.fold_jobs)
 
 
@@ -356,6 +366,14 @@ class Params:
             "synth.n_train",
             f">= the {folds} folds of split.folds",
             self.synth.n_train,
+        )
+        # A teacher registered by an earlier run may have trained on today's test images, and its
+        # pseudo-labels would carry them into every fold.
+        _require(
+            self.pseudo.teacher is None or self.split.test_fraction == 0,
+            "pseudo.teacher",
+            "null while split.test_fraction > 0 (the teacher may have learnt the test images)",
+            self.pseudo.teacher,
         )
 
 

@@ -24,12 +24,12 @@ import pandas as pd
 from saltseg import coverage_report
 from saltseg.atomic import atomic_dir, write_text
 from saltseg.config import EvaluateConfig, Params, RuntimeConfig, TrainConfig
-from saltseg.data.folds import fold_indices, load_folds
+from saltseg.data.folds import development, fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.errors import SaltError
 from saltseg.inference import Members, binarize, fold_members, load_models, load_thresholds, predict_proba
 from saltseg.metrics import competition_score, iou_per_image, score_per_image
-from saltseg.models.checkpoint import checkpoint_data_hash, checkpoint_pseudo_hash
+from saltseg.models.checkpoint import checkpoint_data_hash, checkpoint_pseudo_hash, expected_members
 
 
 @dataclass(frozen=True)
@@ -164,9 +164,9 @@ def check_trained_on(checkpoints: Members, data_hash: str, prepared_path: Path) 
 
 def check_snapshots(checkpoints: Members, cfg: TrainConfig) -> None:
     """Refuse folds whose snapshots are not what train.snapshots and train.cycles make."""
-    expected = [f"snapshot{c}.pt" for c in range(1, cfg.cycles + 1)] if cfg.snapshots else ["best.pt"]
     for paths in checkpoints.values():
         names = [p.name for p in paths]
+        expected = [p.name for p in expected_members(paths[0].parent, cfg.snapshots, cfg.cycles)]
         if names != expected:
             raise SaltError(
                 f"{paths[0].parent}: its model is {', '.join(names)}, but train.snapshots "
@@ -242,8 +242,8 @@ def run_evaluate(
     input is missing or invalid.
     """
     cfg = params.evaluate
-    prepared = load_prepared(prepared_path)
-    folds_df = load_folds(folds_csv)
+    # Without the test set (split.test_fraction): it chooses no threshold and no minimum area.
+    prepared, folds_df = development(load_prepared(prepared_path), load_folds(folds_csv))
     classes = _coverage_classes(prepared, folds_df, folds_csv)
     folds = list(params.split.folds)
     unscored = sorted(set(folds_df["fold"].tolist()) - set(folds))

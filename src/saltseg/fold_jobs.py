@@ -8,9 +8,11 @@ once, 1.5x when three do (the small convolutions leave the second thread half id
 augmentation runs on one core), and on one GPU the seed's small U-Net leaves most of the device
 idle (five folds at once: 2.2x on an H200).
 
-A fold trains exactly as it does alone: a fresh process (its own RNG, compile caches and MLflow
-client) that resumes from its own folder and finds the pipeline's parent run under the store's
-lock (saltseg.tracking.parent_run_id).
+Each fold is a fresh process (its own RNG, compile caches and MLflow client) that resumes from
+its own folder, finds the pipeline's parent run under the store's lock
+(saltseg.tracking.parent_run_id) and computes with train.threads threads, as it would alone:
+how many folds run at once changes the wall time, not the checkpoints
+(tests/code/test_fold_jobs.py::test_folds_side_by_side_train_the_same_bytes).
 """
 
 from __future__ import annotations
@@ -33,11 +35,6 @@ def waves(folds: Sequence[int], jobs: int) -> list[tuple[int, ...]]:
     gets all of them instead of one thread beside an idle core.
     """
     return [tuple(folds[i : i + jobs]) for i in range(0, len(folds), jobs)]
-
-
-def thread_share(cores: int, concurrent: int) -> int:
-    """torch threads for each of `concurrent` folds on `cores` cores (at least one)."""
-    return max(1, cores // concurrent)
 
 
 def _forward(source: TextIO, sink: TextIO) -> None:
@@ -68,17 +65,14 @@ def run_folds(commands: dict[int, list[str]], jobs: int, threads: int) -> None:
     """Run each fold's command, `jobs` at a time (see `waves`); stop after a group in which a
     fold failed, and raise SaltError naming the failed folds.
 
-    threads: runtime.threads. When it is 0 (torch's default), each fold of a group of n gets
-    1/n of the cores through OMP_NUM_THREADS; a group of one runs as a fold alone would.
+    threads: train.threads, given to every fold as OMP_NUM_THREADS too, so that the libraries
+    below torch start no more threads than the fold computes with.
     """
-    cores = len(os.sched_getaffinity(0))
+    env = dict(os.environ) | {"OMP_NUM_THREADS": str(threads)}
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     running: dict[int, subprocess.Popen] = {}
     try:
         for wave in waves(list(commands), jobs):
-            env = dict(os.environ)
-            if not threads and len(wave) > 1:
-                env["OMP_NUM_THREADS"] = str(thread_share(cores, len(wave)))
             started = {fold: _start(commands[fold], env) for fold in wave}
             running = {fold: proc for fold, (proc, _) in started.items()}
             failed = [fold for fold, proc in running.items() if proc.wait() != 0]

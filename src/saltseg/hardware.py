@@ -1,8 +1,9 @@
 """The one home of the hardware policy: device, precision, memory format, compilation.
 
 Training, validation, evaluation, prediction, serving and the benchmarks all ask
-`policy(...)` how to run, so a model is validated, evaluated and served with the
-precision it was trained with, resolved on the machine at hand.
+`policy(...)` how to run. train.precision is resolved once, on the machine that trains; the
+checkpoint records the result ("bf16" or "fp32"), and evaluation, prediction, pseudo-labelling
+and serving use that (`for_inference`), whatever the machine that predicts.
 
 `auto` resolves to what measurably pays on each device (benchmarks/results.md):
 - precision: bf16 autocast where the hardware computes bf16 natively (CUDA GPUs with bf16;
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -137,6 +139,19 @@ def for_params(params: Params) -> Policy:
 
 
 def for_inference(precision: str, runtime: RuntimeConfig) -> Policy:
-    """The prediction policy of a model trained with `precision`: never compiled (one pass over
-    a few batches does not pay back compilation)."""
-    return policy(precision, runtime.device, runtime.memory_format, "off")
+    """The prediction policy of a model validated in `precision` ("bf16" or "fp32", as its
+    checkpoint records it): that precision on any machine, never compiled (one pass over a few
+    batches does not pay back compilation). Where bf16 is not native, autocast emulates it: the
+    same numerics, slower than fp32, and one line on stderr says so."""
+    if precision not in ("bf16", "fp32"):
+        raise SaltError(
+            f"checkpoint precision {precision!r}: written before checkpoints recorded the precision they "
+            "were validated in (bf16 or fp32); retrain the folds (`dvc repro`)"
+        )
+    chosen = policy(precision, runtime.device, runtime.memory_format, "off")
+    if precision == "bf16" and not native_bf16(chosen.device):
+        print(
+            f"note: no native bf16 on this {chosen.device.type}: emulating the model's precision (slower)",
+            file=sys.stderr,
+        )
+    return chosen

@@ -24,20 +24,20 @@ from torch import nn
 
 from saltseg import hardware
 from saltseg.config import ModelConfig, RuntimeConfig
+from saltseg.data.tgs import SIZE
 from saltseg.errors import SaltError
 from saltseg.hardware import FP32_CPU, Policy
 from saltseg.models import (
     checkpoint_config,
     checkpoint_cycles,
     checkpoint_precision,
+    expected_members,
     load_checkpoint_model,
     model_paths,
-    snapshot_path,
 )
 from saltseg.models.fit import extra_inputs, to_input, to_original
 from saltseg.records import read_json
 
-TILE = 101  # the TGS tile size, fixed by the competition
 CPU = RuntimeConfig(device="cpu")
 Members = dict[int, tuple[Path, ...]]  # fold -> the checkpoints whose mean is its model
 
@@ -53,13 +53,13 @@ def as_images(images: object) -> np.ndarray:
     try:
         array = np.asarray(images)
     except ValueError:  # ragged nested lists
-        raise SaltError(f"images: not a rectangular array; expected shape (N, {TILE}, {TILE})") from None
+        raise SaltError(f"images: not a rectangular array; expected shape (N, {SIZE}, {SIZE})") from None
     if array.size == 0:
-        raise SaltError(f"images: empty batch; send at least one ({TILE}, {TILE}) image")
+        raise SaltError(f"images: empty batch; send at least one ({SIZE}, {SIZE}) image")
     if array.ndim == 2:
         array = array[None]
-    if array.ndim != 3 or array.shape[1:] != (TILE, TILE):
-        raise SaltError(f"images: expected shape (N, {TILE}, {TILE}), got {array.shape}")
+    if array.ndim != 3 or array.shape[1:] != (SIZE, SIZE):
+        raise SaltError(f"images: expected shape (N, {SIZE}, {SIZE}), got {array.shape}")
     integer, floating = np.issubdtype(array.dtype, np.integer), np.issubdtype(array.dtype, np.floating)
     if not (integer or floating):
         raise SaltError(f"images: expected uint8 or float pixel values, got dtype {array.dtype}")
@@ -166,7 +166,7 @@ def fold_members(models_dir: Path, folds: Sequence[int]) -> Members:
         if not paths[0].is_file():
             raise SaltError(f"{paths[0]}: checkpoint not found (train fold {k} first)")
         if len(paths) > 1 or paths[0].name != "best.pt":
-            expected = tuple(snapshot_path(folder, c) for c in range(1, checkpoint_cycles(paths[0]) + 1))
+            expected = expected_members(folder, snapshots=True, cycles=checkpoint_cycles(paths[0]))
             if paths != expected:
                 names = ", ".join(p.name for p in paths)
                 raise SaltError(

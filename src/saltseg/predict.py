@@ -23,7 +23,6 @@ from saltseg.config import Params
 from saltseg.data import rle
 from saltseg.errors import SaltError
 from saltseg.inference import Ensemble
-from saltseg.registry import read_record
 
 
 def load_registered(model_uri: str, params: Params) -> Ensemble:
@@ -51,6 +50,7 @@ def champion_uri(registry_json: Path, prepared: Path | None, alias: bool = False
     names; `alias` gives the moving `@<alias>` URI (for serving) instead of the version.
     """
     from saltseg.data.prepared import load_prepared
+    from saltseg.registry import read_record
 
     record = read_record(registry_json)
     if prepared is not None and Path(prepared).exists():

@@ -6,9 +6,10 @@ over, and used to predict for models trained on the same data. Folds that also t
 on pseudo-labels have optimistic out-of-fold scores (the teacher saw their held-out
 images), so they compete for a champion of their own, `<alias>-<fingerprint>-pseudo`,
 and never displace an honestly scored one. The ensemble version is tagged with its
-out-of-fold score and its data; the alias moves to it only when that score beats the
-current champion's. Registering the same files again (an identical rerun) reuses their
-version instead of adding one.
+nested out-of-fold score (`score_nested`: no image chose its own threshold or minimum area)
+and its data; the alias moves to it only when that score beats the current champion's. The
+tuned score selects on the very predictions it scores, so it is recorded but decides nothing.
+Registering the same files again (an identical rerun) reuses their version instead of adding one.
 """
 
 from __future__ import annotations
@@ -41,10 +42,14 @@ from saltseg.serving import (
     input_example,
     member_key,
 )
+from saltseg.tracking import DATA_TAG
 
-SCORE_TAG = "oof_score"
+# What promotion compares. Versions registered before it was the nested score carry only
+# "oof_score" (tuned): read as unscored, they never block a newly scored version.
+SCORE_TAG = "oof_score_nested"
+TUNED_TAG = "oof_score_tuned"
+FOLD_SCORE_TAG = "oof_score"  # a fold version: its held-out images, the ensemble's post-processing
 CONTENT_TAG = "content_hash"
-DATA_TAG = "data_hash"
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,12 @@ def requirements() -> list[str]:
 
 
 def read_metrics(metrics_path: Path) -> dict:
-    """metrics/evaluate.json, checked for a finite out-of-fold `score`."""
+    """metrics/evaluate.json, checked for finite out-of-fold `score` and `score_nested`."""
     metrics = read_json(metrics_path, "run `salt evaluate` first")
-    score = metrics.get("score")
-    if not isinstance(score, int | float) or not math.isfinite(score):
-        raise SaltError(f"{metrics_path}: needs a numeric 'score', got {score!r}")
+    for key in ("score", "score_nested"):
+        value = metrics.get(key)
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise SaltError(f"{metrics_path}: needs a numeric {key!r}, got {value!r} (rerun `salt evaluate`)")
     return metrics
 
 
@@ -156,7 +162,7 @@ def _champion(client: MlflowClient, name: str, alias: str) -> tuple[int | None, 
 def promote_if_better(client: MlflowClient, name: str, alias: str, version: int, score: float) -> Promotion:
     """Move `alias` to `version` when `score` beats the champion's (or there is no champion)."""
     champion, best = _champion(client, name, alias)
-    new = f"{name} version {version} (out-of-fold score {score:.4f})"
+    new = f"{name} version {version} (nested out-of-fold score {score:.4f})"
     if champion == version:
         return Promotion(version, False, f"{new} is already {alias}")
     if champion is not None and best is not None and score <= best:
@@ -197,7 +203,7 @@ def log_fold_models(name: str, checkpoints: Members, fold_scores: dict) -> dict[
             info = log_fold_model(name, key, path)
             if isinstance(score, int | float):
                 client.set_model_version_tag(
-                    f"{name}-{key}", str(info.registered_model_version), SCORE_TAG, f"{score:.6f}"
+                    f"{name}-{key}", str(info.registered_model_version), FOLD_SCORE_TAG, f"{score:.6f}"
                 )
             uris[key] = f"models:/{name}-{key}/{info.registered_model_version}"
     return uris
@@ -213,7 +219,8 @@ def register(
 ) -> dict:
     """Register the ensemble (and each fold model) under the pipeline's parent run; the record.
 
-    Every input is checked before anything is logged.
+    Every input is checked before anything is logged. The record holds nothing random (no run
+    id): the same pipeline on a fresh store writes the same bytes, so `dvc.lock` stays as committed.
     """
     from saltseg import tracking
 
@@ -224,7 +231,7 @@ def register(
     checkpoints = fold_members(models_dir, folds)
     if not Path(folds_csv).is_file():
         raise SaltError(f"{folds_csv}: folds file not found")
-    name, score, data_hash = params.register.model_name, metrics["score"], tuned["data_hash"]
+    name, score, data_hash = params.register.model_name, metrics["score_nested"], tuned["data_hash"]
     pseudo_hash = tuned.get("pseudo_hash")  # the pseudo-label set the folds also trained on, if any
     alias = champion_alias(params.register.alias, data_hash, pseudo_labels=bool(pseudo_hash))
     content = content_hash(checkpoints, thresholds_json)
@@ -241,8 +248,9 @@ def register(
                 ).registered_model_version
             )
             tags = {
-                SCORE_TAG: f"{score:.6f}", "threshold": tuned["threshold"], "min_area": tuned["min_area"],
-                "folds": ",".join(map(str, folds)), "run_id": run_id, CONTENT_TAG: content,
+                SCORE_TAG: f"{score:.6f}", TUNED_TAG: f"{metrics['score']:.6f}",
+                "threshold": tuned["threshold"], "min_area": tuned["min_area"],
+                "folds": ",".join(map(str, folds)), CONTENT_TAG: content,
                 DATA_TAG: data_hash, "data_source": params.data.source, "profile": params.profile,
             }  # fmt: skip
             if pseudo_hash:
@@ -253,20 +261,19 @@ def register(
             if folds_too and not _takes_depths(checkpoints):
                 fold_models = log_fold_models(name, checkpoints, metrics.get("folds", {}))
         promotion = promote_if_better(client, name, alias, version, score)
-        mlflow.log_metrics({"registered_version": float(version), "registered_score": score})
+        mlflow.log_metrics({"registered_version": float(version), "registered_score_nested": score})
         mlflow.set_tag("saltseg.registered_model", f"{name}/{version}")
     return {
         "name": name,
         "version": version,
         "model_uri": f"models:/{name}/{version}",
-        "score": score,
+        "score_nested": score,
         "data_hash": data_hash,
         "alias": alias,
         "champion_version": promotion.champion_version,
         "champion_uri": f"models:/{name}/{promotion.champion_version}",
         "promoted": promotion.promoted,
         "message": promotion.message,
-        "run_id": run_id,
         "fold_models": fold_models,
     }
 

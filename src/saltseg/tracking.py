@@ -30,9 +30,10 @@ PSEUDO_TAG = "pseudo_hash"  # the pseudo-label set the folds trained with (absen
 PSEUDO_NOTE_TAG = "saltseg.pseudo_labels"  # what that set is, and why out-of-fold scores are optimistic
 # Makes the MLflow 3 UI open the experiment on its training runs, not on the GenAI overview.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-# The sections that decide what a fold model is. `runtime` (device, threads, workers),
-# `tracking`, `evaluate` and `register` do not start a new pipeline run; `synth` does
-# through the data fingerprint, and `pseudo` through the pseudo-label set's (pipeline_key).
+# The sections that decide what a fold model is. From `runtime`, the hardware policy it resolves
+# to (device type, precision, memory format, compilation: other kernels, other sums) joins them;
+# workers and fold_jobs, `tracking`, `evaluate` and `register` do not start a new pipeline run;
+# `synth` does through the data fingerprint, and `pseudo` through the pseudo-label set's.
 _KEY_SECTIONS = ("data", "split", "model", "augment", "train")
 # Files a pipeline run writes into the repository itself: they do not make the code dirty.
 _RECORDS = ("dvc.lock", "metrics", "plots", "registry.json", ".gitignore", "**/.gitignore")
@@ -96,9 +97,13 @@ def pipeline_key(params: Params, folds_csv: Path, data_hash: str, pseudo_hash: s
     """The identity of a pipeline run. The `pseudo` section joins through the fingerprint of
     the pseudo-label set it made (`pseudo_hash`, None for none), not through its params: a
     teacher alias that moves changes the set but not the params. Without pseudo-labels the
-    key is what it was before they existed."""
+    key is what it was before they existed. The hardware policy is the one resolved on this
+    machine (saltseg.hardware.for_params), as training records it."""
+    from saltseg import hardware
+
     sections = {name: dataclasses.asdict(getattr(params, name)) for name in _KEY_SECTIONS}
-    identity = {"data_hash": data_hash} | ({"pseudo_hash": pseudo_hash} if pseudo_hash else {})
+    identity = {"data_hash": data_hash, "policy": hardware.for_params(params).describe()}
+    identity |= {"pseudo_hash": pseudo_hash} if pseudo_hash else {}
     digest = hashlib.sha256(json.dumps({**identity, **sections}, sort_keys=True).encode())
     digest.update(Path(folds_csv).read_bytes())
     return digest.hexdigest()[:16]

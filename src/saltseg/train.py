@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,12 +45,12 @@ from saltseg.config import Params, TrainConfig, oriented
 from saltseg.data.augment import build_augment
 from saltseg.data.dataset import SaltDataset
 from saltseg.data.prepared import Prepared
+from saltseg.data.pseudo_set import PseudoSet
 from saltseg.distributed import Context
 from saltseg.hardware import Policy
 from saltseg.loop import Validation, make_loader, train_epoch, validate
 from saltseg.losses import stage_train_loss
 from saltseg.models import build_model, model_paths, save_checkpoint, snapshot_path, snapshot_paths
-from saltseg.pseudo import PseudoSet
 from saltseg.weight_average import WeightAverage
 
 HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "val_loss", "val_iou", "val_score")
@@ -182,6 +183,11 @@ def _start(params: Params, fold: int, paths: FoldPaths, key: str, policy: Policy
     torch.manual_seed(epoch_seed(params.train.seed, fold, 0, 0))
     model = policy.place(build_model(params.model))
     state = dist.from_main(load_resume_state, paths, key)
+    if not state and dist.is_main and paths.state.exists():
+        print(
+            f"{paths.state}: saved under other params, data or hardware policy; fold {fold} starts over",
+            file=sys.stderr,
+        )
     if state:
         model.load_state_dict(state["model"])
     elif dist.is_main:  # a fresh start must not inherit checkpoints from another configuration
@@ -237,7 +243,7 @@ def _save_snapshot(cycle: int, row: dict, run: _Fold, job: _Job) -> None:
     save_checkpoint(
         job.paths.snapshot(cycle), run.model, job.params.model, fold=job.fold, epoch=row["epoch"],
         stage=row["stage"], cycle=cycle, cycles=cfg.cycles, monitor=cfg.monitor, score=row[cfg.monitor],
-        precision=cfg.precision, **job.lineage,
+        precision=job.policy.precision, **job.lineage,
     )  # fmt: skip
 
 
@@ -274,7 +280,7 @@ def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dic
             if dist.is_main and improved:
                 save_checkpoint(
                     job.paths.best, run.model, params.model, fold=fold, epoch=number, stage=stage.loss,
-                    monitor=cfg.monitor, score=row[cfg.monitor], precision=cfg.precision, **job.lineage,
+                    monitor=cfg.monitor, score=row[cfg.monitor], precision=policy.precision, **job.lineage,
                 )  # fmt: skip
             if dist.is_main and cycle_end:
                 # Before the resume state: a run killed in between redoes this epoch and rewrites it.
@@ -293,7 +299,9 @@ def train_fold(
     on_stage_start: Callable[[int, nn.Module], None] | None = None,
     pseudo: PseudoSet | None = None,
 ) -> dict[str, float]:
-    """Train one fold through all stages; returns the metrics written to `paths.metrics`.
+    """Train one fold through all stages; returns the metrics written to `paths.metrics`, with
+    `train_seconds` added (the wall time goes to MLflow and the log, not to DVC's metrics:
+    it would make every run look like a change).
 
     `split` holds the training and validation indices into `prepared`. `key`
     identifies the configuration: a resume state with another key is ignored. The
@@ -301,8 +309,7 @@ def train_fold(
     only: validation, hence the kept checkpoint, sees labelled images alone.
     """
     started = time.monotonic()
-    if params.runtime.threads:
-        torch.set_num_threads(params.runtime.threads)
+    torch.set_num_threads(params.train.threads)
     dist = distributed.context()  # one process unless started by torchrun
     policy = dist.place(hardware.for_params(params))
     train_idx, val_idx = split
@@ -323,16 +330,16 @@ def train_fold(
     run = _start(params, fold, paths, key, policy, dist)
     for s in range(run.next_stage, len(params.train.stages)):
         _train_stage(s, run, job)
-    metrics = _summary(run.history, params.train.monitor, fold, split, time.monotonic() - started)
+    metrics = _summary(run.history, params.train.monitor, fold, split)
     if pseudo:  # only then: the metrics of a run without pseudo-labels keep their exact form
         metrics["n_pseudo"] = len(pseudo)
     if dist.is_main:
         write_text(paths.metrics, json.dumps(metrics, indent=2) + "\n")
         paths.state.unlink()
-    return metrics
+    return metrics | {"train_seconds": round(time.monotonic() - started, 1)}
 
 
-def _summary(history: list[dict], monitor: str, fold: int, split: tuple, seconds: float) -> dict:
+def _summary(history: list[dict], monitor: str, fold: int, split: tuple) -> dict:
     # The first of equals, like the kept checkpoint.
     best_row = max(history, key=lambda r: oriented(monitor, r[monitor]))
     return {
@@ -345,5 +352,4 @@ def _summary(history: list[dict], monitor: str, fold: int, split: tuple, seconds
         "epochs": len(history),
         "n_train": len(split[0]),
         "n_val": len(split[1]),
-        "train_seconds": round(seconds, 1),
     }

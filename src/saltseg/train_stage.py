@@ -10,12 +10,12 @@ from mlflow.tracking import MlflowClient
 
 from saltseg import distributed, hardware, tracking
 from saltseg.config import Params, flat_params
-from saltseg.data.folds import fold_indices, load_folds
+from saltseg.data.folds import development, fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
+from saltseg.data.pseudo_set import PseudoSet, load_pseudo
 from saltseg.errors import SaltError
 from saltseg.inference import load_models, predict_proba
 from saltseg.plots import overlay_grid
-from saltseg.pseudo import PseudoSet, load_pseudo
 from saltseg.train import FoldPaths, load_resume_state, train_fold
 
 FIGURE_IMAGES = 16
@@ -87,8 +87,9 @@ def run_fold(
     `pseudo_path` (written by `salt pseudo`) adds its images to the training images; a
     non-empty set makes the run a different pipeline run (saltseg.tracking.pipeline_key).
     """
-    prepared = load_prepared(prepared_path)
-    split = fold_indices(prepared.ids, load_folds(folds_csv), fold)
+    # Without the test set (split.test_fraction): no fold trains or validates on it.
+    prepared, folds_df = development(load_prepared(prepared_path), load_folds(folds_csv))
+    split = fold_indices(prepared.ids, folds_df, fold)
     data_hash = prepared.fingerprint
     pseudo = _load_pseudo(pseudo_path, data_hash, prepared_path)
     pseudo_hash = pseudo.fingerprint if pseudo else None

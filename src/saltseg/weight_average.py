@@ -4,6 +4,12 @@ With small batches the weights after the last step of an epoch are one noisy poi
 walk; their running mean over the last ~1 / (1 - decay) steps scores better (Polyak
 averaging) for one in-place lerp per tensor per step. BatchNorm's running statistics are
 averaged with the weights they belong to; integer buffers (batch counts) are copied.
+
+Why not torch.optim.swa_utils.AveragedModel with get_ema_multi_avg_fn (or timm's ModelEmaV3):
+its first update copies the weights instead of averaging from where the stage started, it
+averages integer buffers in float and truncates them, and it keeps a deep copy of the module,
+which the compiled (or DDP-wrapped) forward does not share, so validation would need a graph of
+its own. Each changes the numbers train.ema_decay gives, and resuming would need its counter too.
 """
 
 from __future__ import annotations

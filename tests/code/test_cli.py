@@ -16,7 +16,7 @@ TINY = {  # runs in seconds if the values are let through, as the old code did
     "split": {"folds": [0, 1]},
     "model": {"start_filters": 4, "depth": 2},
     "train": {"batch_size": 8, "stages": [{"loss": "bce", "epochs": 1, "lr": 0.01}]},
-    "runtime": {"threads": 1},
+    "runtime": {},
 }
 
 

@@ -157,7 +157,7 @@ BAD_VALUES = [
     ),
     ({"pseudo": {"max_images": 0}}, "pseudo.max_images: must be null or >= 1, got 0"),
     ({"pseudo": {"max_images": 2.5}}, "pseudo.max_images: expected int, got 2.5"),
-    ({"runtime": {"threads": -1}}, "runtime.threads: must be >= 0, got -1"),
+    ({"train": {"threads": 0}}, "train.threads: must be >= 1, got 0"),
     ({"runtime": {"num_workers": -2}}, "runtime.num_workers: must be >= 0, got -2"),
     ({"runtime": {"device": "gpu"}}, "runtime.device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
 ]

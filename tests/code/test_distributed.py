@@ -95,7 +95,7 @@ def _torchrun_fold(tiny_data, folder: Path, lovasz_epochs: int) -> list[str]:
                 {"loss": "lovasz", "epochs": lovasz_epochs, "lr": 0.003},
             ],
         },
-        "runtime": {"threads": 1},
+        "runtime": {},
         "tracking": {"uri": f"sqlite:///{folder}/mlflow.db"},
     }
     folder.mkdir(parents=True, exist_ok=True)

@@ -341,7 +341,9 @@ def test_evaluate_tunes_on_the_grid_and_min_score_fails_after_writing(tmp_path, 
     metrics_path = tmp_path / "metrics" / "evaluate.json"
     metrics = json.loads(metrics_path.read_text())  # written before the check fails
     assert code == 1
-    assert f"error: {metrics_path}: score {metrics['score']:.4f} is below the required 0.99" in err
+    assert (
+        f"error: {metrics_path}: score_nested {metrics['score_nested']:.4f} is below the required 0.99" in err
+    )
     grid = pd.read_csv(tmp_path / "eval" / "threshold_grid.csv")
     best = grid.loc[grid["score_tta"].idxmax()]
     assert metrics["score"] == pytest.approx(best["score_tta"], abs=1e-6)

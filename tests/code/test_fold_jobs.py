@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from saltseg.errors import SaltError
-from saltseg.fold_jobs import run_folds, thread_share, waves
+from saltseg.fold_jobs import run_folds, waves
 
 
 def test_waves_group_the_folds_in_order():
@@ -20,14 +20,6 @@ def test_waves_group_the_folds_in_order():
     assert waves([0, 1, 2, 3, 4], 5) == [(0, 1, 2, 3, 4)]
     assert waves([3, 1], 1) == [(3,), (1,)]
     assert waves([0, 1], 8) == [(0, 1)]
-
-
-def test_thread_share_splits_the_cores_and_keeps_one():
-    assert thread_share(2, 2) == 1
-    assert thread_share(2, 3) == 1  # more folds than cores: the OS shares them
-    assert thread_share(16, 5) == 3
-    assert thread_share(2, 1) == 2
-    assert thread_share(1, 4) == 1
 
 
 def _python(code: str) -> list[str]:
@@ -41,18 +33,11 @@ def _record(path: Path) -> list[str]:
     )
 
 
-def test_each_fold_of_a_wave_gets_its_share_of_the_cores(tmp_path, monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
-    run_folds({k: _record(tmp_path / f"fold{k}") for k in range(3)}, jobs=2, threads=0)
-    shares = [(tmp_path / f"fold{k}").read_text() for k in range(3)]
-    assert shares == ["1", "1", "-"], "a wave of two splits 2 cores; the last fold runs as alone"
-
-
-def test_explicit_threads_are_left_to_each_fold(tmp_path, monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    run_folds({k: _record(tmp_path / f"fold{k}") for k in range(2)}, jobs=2, threads=1)
-    assert [(tmp_path / f"fold{k}").read_text() for k in range(2)] == ["-", "-"]
+def test_every_fold_computes_with_train_threads(tmp_path, monkeypatch):
+    """Whatever runs beside it: the fold's numbers do not depend on fold_jobs (no core count asked)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    run_folds({k: _record(tmp_path / f"fold{k}") for k in range(3)}, jobs=2, threads=1)
+    assert [(tmp_path / f"fold{k}").read_text() for k in range(3)] == ["1", "1", "1"]
 
 
 def test_a_failed_fold_is_named_and_later_waves_never_start(tmp_path, capfd):
@@ -88,3 +73,34 @@ def test_a_stopped_run_stops_its_folds(tmp_path):
     for pid in map(int, pids.read_text().split()):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.slow
+def test_folds_side_by_side_train_the_same_bytes(tiny_data, tmp_path):
+    """runtime.fold_jobs and runtime.num_workers are speed only: the checkpoints of `salt train`
+    with one fold at a time, two at once, and two at once with a loader worker are the same bytes."""
+    import dataclasses
+
+    import yaml
+    from tiny_training import tiny_params
+
+    from saltseg.config import params_to_dict
+
+    prepared, folds = tiny_data
+
+    def train(name: str, **runtime: int) -> dict[int, bytes]:
+        base = tiny_params(tmp_path / name, lovasz_epochs=1)
+        params = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, **runtime))
+        (tmp_path / name).mkdir()
+        params_file = tmp_path / name / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params_to_dict(params)))
+        out = tmp_path / name
+        command = [sys.executable, "-m", "saltseg", "train", "--params", str(params_file)]
+        command += ["--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(out / "fold{fold}")]
+        command += ["--metrics", str(out / "m{fold}.json"), "--history", str(out / "h{fold}.csv")]
+        subprocess.run(command, check=True, capture_output=True, timeout=600)
+        return {k: (out / f"fold{k}" / "best.pt").read_bytes() for k in (0, 1)}
+
+    alone = train("alone", fold_jobs=1)
+    assert train("together", fold_jobs=2) == alone
+    assert train("workers", fold_jobs=2, num_workers=1) == alone

@@ -24,10 +24,11 @@ from saltseg import tracking
 from saltseg.config import EvaluateConfig, Params, PseudoConfig, StageConfig
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import load_prepared
+from saltseg.data.pseudo_set import PseudoSet, empty_set, load_pseudo, save_pseudo
 from saltseg.errors import SaltError
 from saltseg.evaluate import run_evaluate, trained_pseudo_hash
 from saltseg.inference import Ensemble
-from saltseg.pseudo import PseudoSet, confident_fraction, empty_set, load_pseudo, save_pseudo, select
+from saltseg.pseudo import confident_fraction, select
 from saltseg.registry import register
 from saltseg.train import FoldPaths, train_fold
 from saltseg.train_stage import run_fold
@@ -143,7 +144,7 @@ def teacher(tmp_path_factory, tiny_data) -> Teacher:
 def _pseudo_params(path: Path, teacher: Teacher, **pseudo) -> Path:
     raw = {
         "pseudo": {"teacher": teacher.uri, "confidence": 0.9, **pseudo},
-        "runtime": {"device": "cpu", "threads": 1},
+        "runtime": {"device": "cpu"},
         "evaluate": {"batch_size": 5},  # 12 test images: batches of 5, 5 and 2
         "tracking": {"uri": teacher.params.tracking.uri},
     }

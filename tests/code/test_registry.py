@@ -34,15 +34,22 @@ def store(tmp_path, monkeypatch):
 
 
 def write_evaluation(
-    folder: Path, score: float, threshold: float = 0.5, min_area: int = 0, data_hash: str = DATA_HASH, **tuned
+    folder: Path,
+    score: float,
+    threshold: float = 0.5,
+    min_area: int = 0,
+    data_hash: str = DATA_HASH,
+    nested: float | None = None,
+    **tuned,
 ) -> None:
     """What `salt evaluate` leaves for `register`: eval/thresholds.json (with the `tuned` keys
-    too, e.g. pseudo_hash) and the metrics JSON."""
+    too, e.g. pseudo_hash) and the metrics JSON, whose nested score is `score` unless given."""
     (folder / "eval").mkdir(exist_ok=True)
     tuned |= {"threshold": threshold, "min_area": min_area, "tta": True, "folds": [0, 1], "score": score}
     tuned["data_hash"] = data_hash
     (folder / "eval" / "thresholds.json").write_text(json.dumps(tuned))
-    metrics = {"score": score, "folds": {"fold0": score - 0.1, "fold1": score + 0.1}}
+    metrics = {"score": score, "score_nested": score if nested is None else nested}
+    metrics["folds"] = {"fold0": score - 0.1, "fold1": score + 0.1}
     (folder / "evaluate.json").write_text(json.dumps(metrics))
 
 
@@ -84,10 +91,24 @@ def test_alias_moves_only_to_a_version_that_beats_the_champion(tmp_path, store):
     assert (better["version"], better["promoted"], better["champion_version"]) == (4, True, 4)
     assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == "4"
     assert f"beats {CHAMPION} version 1 (0.6000): promoted to {CHAMPION}" in better["message"]
-    assert client.get_model_version(NAME, "2").tags["oof_score"] == "0.500000"
+    assert client.get_model_version(NAME, "2").tags["oof_score_nested"] == "0.500000"
     assert client.get_model_version(NAME, "4").tags["threshold"] == "0.5"
     assert client.get_model_version(NAME, "4").tags["data_hash"] == DATA_HASH
     assert better["model_uri"] == better["champion_uri"] == f"models:/{NAME}/4"
+
+
+def test_the_alias_follows_the_nested_score_not_the_tuned_one(tmp_path, store):
+    """The tuned score chose its threshold on the predictions it scores: it must decide nothing."""
+    client = MlflowClient()
+    honest = _register(tmp_path, 0.70, nested=0.68)
+    lucky = _register(tmp_path, 0.75, threshold=0.55, nested=0.66)  # better tuned, worse nested
+    assert (lucky["promoted"], lucky["champion_version"]) == (False, honest["version"])
+    assert str(client.get_model_version_by_alias(NAME, CHAMPION).version) == str(honest["version"])
+    better = _register(tmp_path, 0.69, threshold=0.45, nested=0.69)  # worse tuned, better nested
+    assert (better["promoted"], better["champion_version"]) == (True, better["version"])
+    tags = client.get_model_version(NAME, str(better["version"])).tags
+    assert (tags["oof_score_nested"], tags["oof_score_tuned"]) == ("0.690000", "0.690000")
+    assert "nested out-of-fold score 0.6900" in better["message"]
 
 
 def test_identical_rerun_adds_no_version(tmp_path, store):
@@ -150,9 +171,9 @@ def test_register_cli_writes_the_record_and_registers_each_fold(tmp_path, monkey
     code, out, err = run_salt(monkeypatch, capsys, *args)
     assert code == 0, err
     record = json.loads((tmp_path / "registry.json").read_text())
-    keys = ("name", "version", "model_uri", "score", "champion_version", "promoted")
+    keys = ("name", "version", "model_uri", "score_nested", "champion_version", "promoted")
     assert {k: record[k] for k in keys} == {
-        "name": NAME, "version": 1, "model_uri": f"models:/{NAME}/1", "score": 0.7,
+        "name": NAME, "version": 1, "model_uri": f"models:/{NAME}/1", "score_nested": 0.7,
         "champion_version": 1, "promoted": True,
     }  # fmt: skip
     assert record["fold_models"] == {"fold0": f"models:/{NAME}-fold0/1", "fold1": f"models:/{NAME}-fold1/1"}
@@ -163,9 +184,10 @@ def test_register_cli_writes_the_record_and_registers_each_fold(tmp_path, monkey
     expected = load_checkpoint_model(tmp_path / "models" / "fold1" / "best.pt")(x)
     np.testing.assert_allclose(served(x).detach().numpy(), expected.detach().numpy(), atol=1e-5)
     assert MlflowClient().get_model_version(f"{NAME}-fold1", "1").tags["oof_score"] == "0.800000"
-    run = MlflowClient().get_run(record["run_id"])
+    assert "run_id" not in record, "a random id would change registry.json, hence dvc.lock, every run"
+    run = MlflowClient().get_run(MlflowClient().get_model_version(NAME, "1").run_id)
     assert run.data.tags["saltseg.registered_model"] == f"{NAME}/1"
-    assert run.data.metrics["registered_score"] == pytest.approx(0.7)
+    assert run.data.metrics["registered_score_nested"] == pytest.approx(0.7)
 
 
 def test_register_checks_its_inputs_before_logging_anything(tmp_path, store):

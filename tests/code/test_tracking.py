@@ -12,20 +12,26 @@ def _key(params: Params, folds: Path, data_hash: str = "a" * 16) -> str:
     return tracking.pipeline_key(params, folds, data_hash)
 
 
-def test_pipeline_key_follows_the_data_but_not_the_hardware(tmp_path):
+def test_pipeline_key_follows_data_and_numerics_not_speed(tmp_path):
     folds = tmp_path / "folds.csv"
     folds.write_text("id,fold,coverage_class\na,0,0\n")
-    base = Params()
+    base = Params(runtime=RuntimeConfig(device="cpu"))
     assert _key(base, folds) != _key(base, folds, "b" * 16), "other data, other pipeline run"
     same = dataclasses.replace(
         base,
-        runtime=RuntimeConfig(device="cpu", num_workers=4, threads=2),
+        runtime=RuntimeConfig(device="cpu", num_workers=4, fold_jobs=1),  # speed only
         tracking=TrackingConfig(experiment="elsewhere"),
         synth=SynthConfig(noise=0.2),  # reaches the key through the data it makes, not by itself
     )
     assert _key(same, folds) == _key(base, folds)
-    trained = dataclasses.replace(base, train=dataclasses.replace(base.train, batch_size=16))
-    assert _key(trained, folds) != _key(base, folds)
+    for changed in (
+        {"train": dataclasses.replace(base.train, batch_size=16)},
+        {"train": dataclasses.replace(base.train, threads=2)},  # other sums
+        {"train": dataclasses.replace(base.train, precision="fp32")},
+        {"runtime": RuntimeConfig(device="cpu", memory_format="contiguous")},
+        {"runtime": RuntimeConfig(device="cpu", compile="on")},
+    ):
+        assert _key(dataclasses.replace(base, **changed), folds) != _key(base, folds), changed
 
 
 def test_pseudo_labels_fork_the_key_through_their_fingerprint_only(tmp_path):
@@ -34,11 +40,14 @@ def test_pseudo_labels_fork_the_key_through_their_fingerprint_only(tmp_path):
 
     folds = tmp_path / "folds.csv"
     folds.write_text("id,fold,coverage_class\na,0,0\n")
+    from saltseg import hardware
+
     base = Params()
     sections = {name: dataclasses.asdict(getattr(base, name)) for name in tracking._KEY_SECTIONS}
-    before = hashlib.sha256(json.dumps({"data_hash": "a" * 16, **sections}, sort_keys=True).encode())
+    identity = {"data_hash": "a" * 16, "policy": hardware.for_params(base).describe()}
+    before = hashlib.sha256(json.dumps({**identity, **sections}, sort_keys=True).encode())
     before.update(folds.read_bytes())
-    assert _key(base, folds) == before.hexdigest()[:16], "without pseudo-labels the key has not moved"
+    assert _key(base, folds) == before.hexdigest()[:16], "without pseudo-labels: no pseudo part"
     assert tracking.pipeline_key(base, folds, "a" * 16, None) == _key(base, folds)
     labelled = tracking.pipeline_key(base, folds, "a" * 16, "b" * 16)
     assert labelled != _key(base, folds)

@@ -115,7 +115,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_data, tmp_path):
             "snapshots": True,
         },
         # Persistent workers: the resumed run restarts them, and must still draw the same batches.
-        "runtime": {"threads": 1, "num_workers": 2},
+        "runtime": {"num_workers": 2},
     }
 
     def command(name):

@@ -11,7 +11,6 @@ import torch
 from saltseg.config import (
     ModelConfig,
     Params,
-    RuntimeConfig,
     SplitConfig,
     StageConfig,
     TrackingConfig,
@@ -43,7 +42,6 @@ def tiny_params(tmp_path: Path, lovasz_epochs: int = 2) -> Params:
             batch_size=8,
             stages=(StageConfig("bce", 2, 0.01), StageConfig("lovasz", lovasz_epochs, 0.003)),
         ),
-        runtime=RuntimeConfig(threads=1),
         tracking=TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
     )
 

@@ -9,7 +9,17 @@ import pandas as pd
 import pytest
 
 from saltseg.config import SplitConfig
-from saltseg.data.folds import coverage_class, fold_indices, load_folds, make_folds, write_folds
+from saltseg.data.folds import (
+    TEST_FOLD,
+    coverage_class,
+    development,
+    fold_indices,
+    held_out_indices,
+    held_out_set,
+    load_folds,
+    make_folds,
+    write_folds,
+)
 from saltseg.errors import SaltError
 
 
@@ -117,3 +127,58 @@ def test_load_folds_errors(tmp_path):
     (tmp_path / "text.csv").write_text("id,fold,coverage_class\na,x,0\n")
     with pytest.raises(SaltError, match=r"text\.csv: column fold must hold integers"):
         load_folds(tmp_path / "text.csv")
+
+
+def test_test_set_is_carved_first_stratified_and_seeded():
+    ids, cov = [f"id{i:04d}" for i in range(1000)], _coverage(1000)
+    cfg = SplitConfig(test_fraction=0.1)
+    folds = make_folds(ids, cov, cfg)
+    held = folds["fold"] == TEST_FOLD
+    assert held.sum() == 100
+    # Stratified: the test set has the data's share of empty masks (39%) within a point or two.
+    assert abs((folds.loc[held, "coverage_class"] == 0).mean() - (cov == 0).mean()) < 0.02
+    assert sorted(folds.loc[~held, "fold"].unique()) == list(cfg.folds)
+    assert folds.equals(make_folds(ids, cov, cfg)), "seeded: the same split every time"
+    other = make_folds(ids, cov, SplitConfig(test_fraction=0.1, seed=7))
+    assert set(other.loc[other["fold"] == TEST_FOLD, "id"]) != set(folds.loc[held, "id"])
+
+
+def test_without_a_test_set_the_folds_are_as_before():
+    """test_fraction 0 (the default) must not move a single image: committed runs stay valid."""
+    from sklearn.model_selection import StratifiedKFold
+
+    ids, cov = [f"id{i:04d}" for i in range(200)], _coverage(200)
+    folds = make_folds(ids, cov, SplitConfig())
+    classes = coverage_class(cov, 11)
+    expected = np.empty(200, dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=5, shuffle=True, random_state=42)
+    for j, (_, val) in enumerate(splitter.split(np.zeros(200), classes)):
+        expected[val] = j
+    assert (folds["fold"] != TEST_FOLD).all()
+    np.testing.assert_array_equal(folds["fold"], expected)
+
+
+def test_no_fold_trains_or_validates_on_the_test_set(tmp_path):
+    from saltseg.data.prepared import Prepared
+
+    n = 60
+    ids = np.array([f"id{i:03d}" for i in range(n)])
+    cov = _coverage(n)
+    prepared = Prepared(
+        images=np.zeros((n, 101, 101), np.uint8), masks=np.zeros((n, 101, 101), bool),
+        depths=np.arange(n, dtype=np.int32), ids=ids, coverage=cov.astype(np.float32),
+    )  # fmt: skip
+    write_folds(make_folds(ids, cov, SplitConfig(folds=(0, 1, 2), test_fraction=0.2)), tmp_path / "f.csv")
+    folds = load_folds(tmp_path / "f.csv")
+    held = set(ids[held_out_indices(ids, folds)])
+    assert len(held) == 12
+    for k in (0, 1, 2):
+        train, val = fold_indices(ids, folds, k)
+        assert not held & set(ids[train]) and not held & set(ids[val])
+    with pytest.raises(SaltError, match="no fold -1"):
+        fold_indices(ids, folds, TEST_FOLD)
+    dev, dev_folds = development(prepared, folds)
+    assert len(dev) == n - 12 and not held & set(dev.ids)
+    assert dev.fingerprint == prepared.fingerprint, "a subset keeps its data set's identity"
+    assert fold_indices(dev.ids, dev_folds, 0)[1].size == fold_indices(ids, folds, 0)[1].size
+    assert set(held_out_set(prepared, folds).ids) == held

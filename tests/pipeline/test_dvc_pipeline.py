@@ -22,7 +22,7 @@ from saltseg.tracking import FOLD_TAG, PIPELINE_KEY_TAG
 # One worker runs every test of the finished pipeline under pytest-xdist, so it is built once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline_copy")]
 
-STAGES = ("synth", "prepare", "split", "pseudo", "train", "evaluate", "register", "predict")
+STAGES = ("synth", "prepare", "split", "pseudo", "train", "evaluate", "register", "test", "predict")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,8 @@ def test_dvc_metrics_plots_and_experiments(
 ) -> None:
     copy = pipeline_copy.copy
     shown = json.loads(copy.run("dvc", "metrics", "show", "--json").stdout)
-    expected = {f"metrics/train/fold{k}.json" for k in params.split.folds} | {"metrics/evaluate.json"}
+    expected = {f"metrics/train/fold{k}.json" for k in params.split.folds}
+    expected |= {"metrics/evaluate.json", "metrics/test.json"}
     assert expected <= _metric_files(shown)
 
     copy.run("dvc", "plots", "show", "-o", str(tmp_path / "dvc_plots"))
@@ -149,9 +150,50 @@ def test_registry_holds_the_champion_ensemble(
     champion = client.get_model_version_by_alias(name, alias)
     assert int(champion.version) == record["version"]
     parent = next(r for r in runs if PIPELINE_KEY_TAG in r.data.tags)
-    assert record["run_id"] == champion.run_id == parent.info.run_id
+    assert champion.run_id == parent.info.run_id
     evaluated = json.loads((pipeline_copy.root / "metrics" / "evaluate.json").read_text())
-    assert record["score"] == pytest.approx(evaluated["score"])
+    assert record["score_nested"] == pytest.approx(evaluated["score_nested"])
+    assert champion.tags["oof_score_nested"] == f"{evaluated['score_nested']:.6f}"
+
+
+def test_the_registered_ensemble_has_an_untouched_test_score(
+    pipeline_copy: FinishedPipeline, params: Params, runs: list, client, tmp_path: Path
+) -> None:  # noqa: ANN001
+    """ci-tiny holds out 20 images: the `test` stage scores the registered version on them
+    through MLflow, and `salt score --data` on the same images as a folder gives the same number."""
+    copy, root = pipeline_copy.copy, pipeline_copy.root
+    tested = json.loads((root / "metrics" / "test.json").read_text())
+    assert tested["test_n_images"] == 20
+    folds = pd.read_csv(root / "prepared" / "folds.csv", dtype={"id": str})
+    held = set(folds.loc[folds["fold"] == -1, "id"])
+    for k in params.split.folds:  # no fold trained or validated on them
+        n_val = json.loads((root / "metrics" / "train" / f"fold{k}.json").read_text())["n_val"]
+        assert n_val == (folds["fold"] == k).sum()
+    assert json.loads((root / "metrics" / "evaluate.json").read_text())["n_images"] == 80
+    record = json.loads((root / "registry.json").read_text())
+    version = client.get_model_version(record["name"], str(record["version"]))
+    assert version.tags["test_score"] == f"{tested['test_score']:.6f}"
+    parent = next(r for r in runs if PIPELINE_KEY_TAG in r.data.tags)
+    assert client.get_run(parent.info.run_id).data.metrics["test_score"] == pytest.approx(
+        tested["test_score"]
+    )
+
+    copy.run("salt", "data", "holdout", "--out", str(tmp_path / "holdout"))
+    assert {p.stem for p in (tmp_path / "holdout" / "train" / "images").glob("*.png")} == held
+    out = tmp_path / "score.json"
+    copy.run(
+        "salt",
+        "score",
+        "--data",
+        str(tmp_path / "holdout"),
+        "--model",
+        record["model_uri"],
+        "--out",
+        str(out),
+    )
+    scored = json.loads(out.read_text())
+    assert round(scored["score"], 4) == round(tested["test_score"], 4)
+    assert scored["n_images"] == 20 and sum(c["n_images"] for c in scored["coverage_classes"]) == 20
 
 
 def test_second_repro_is_a_no_op(pipeline_copy: FinishedPipeline) -> None:

@@ -98,25 +98,37 @@ def test_each_data_set_keeps_its_own_champion(
     assert held.tags["data_hash"] == synthetic["data_hash"]
 
 
-@shares_pipeline
-def test_runtime_changes_neither_retrain_nor_fork_runs(two_data_sets: ProjectCopy) -> None:
-    copy = two_data_sets
+def _stale_after(copy: ProjectCopy, old: str, new: str) -> str:
+    """`dvc status` with one line of params.yaml changed (and put back)."""
     params = copy.root / "params.yaml"
     before = params.read_text()
-    changed = before
-    for old, new in (
-        ("  threads: 1", "  threads: 2"),
-        ("  num_workers: 0", "  num_workers: 1"),
-        ("  fold_jobs: 2", "  fold_jobs: 1"),
-    ):
-        assert old in changed, old
-        changed = changed.replace(old, new)
+    assert old in before, old
     try:
-        params.write_text(changed)
-        status = copy.run("dvc", "status").stdout
-        assert "train:" not in status and "evaluate:" not in status, status
+        params.write_text(before.replace(old, new, 1))
+        return copy.run("dvc", "status").stdout
     finally:
         params.write_text(before)
+
+
+@shares_pipeline
+def test_speed_only_runtime_keys_retrain_nothing(two_data_sets: ProjectCopy) -> None:
+    """fold_jobs and num_workers change no byte of a checkpoint (test_fold_jobs.py), so no rerun."""
+    for old, new in (("  num_workers: 0", "  num_workers: 1"), ("  fold_jobs: 2", "  fold_jobs: 1")):
+        status = _stale_after(two_data_sets, old, new)
+        assert "train:" not in status and "evaluate:" not in status, (new, status)
+
+
+@shares_pipeline
+def test_settings_that_change_the_numbers_retrain(two_data_sets: ProjectCopy) -> None:
+    """Threads, device, memory format and compilation change the sums a fold computes: train reruns
+    (and the pipeline key forks: tests/code/test_tracking.py)."""
+    for old, new in (
+        ("  threads: 1", "  threads: 2"),
+        ("  device: auto", "  device: cpu"),
+        ("  memory_format: auto", "  memory_format: contiguous"),
+        ("  compile: auto", "  compile: 'off'"),
+    ):
+        assert "train:" in _stale_after(two_data_sets, old, new), new
 
 
 @shares_pipeline

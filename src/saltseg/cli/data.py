@@ -88,17 +88,46 @@ def split(
         Path, typer.Option("--params", help=PARAMS_HELP + " Uses its split section.")
     ] = Path("params.yaml"),
 ) -> None:
-    """Assign every image to a fold, stratified by salt coverage."""
+    """Assign every image to a fold (or to the test set: split.test_fraction), stratified by coverage."""
     from saltseg.config import load_params
-    from saltseg.data.folds import make_folds, write_folds
+    from saltseg.data.folds import TEST_FOLD, make_folds, write_folds
     from saltseg.data.prepared import load_prepared
 
     cfg = load_params(params_file).split
     prepared = load_prepared(prepared_file)
     folds = make_folds(prepared.ids, prepared.coverage, cfg)
     write_folds(folds, out)
-    sizes = folds["fold"].value_counts().sort_index()
-    typer.echo(f"{out}: {len(folds)} ids in {len(sizes)} folds (sizes {', '.join(map(str, sizes.tolist()))})")
+    held = int((folds["fold"] == TEST_FOLD).sum())
+    sizes = folds.loc[folds["fold"] != TEST_FOLD, "fold"].value_counts().sort_index()
+    typer.echo(
+        f"{out}: {len(folds) - held} ids in {len(sizes)} folds (sizes {', '.join(map(str, sizes.tolist()))})"
+        + (f", {held} held out for the test score" if held else "")
+    )
+
+
+@app.command("holdout")
+def holdout(
+    prepared_file: Annotated[
+        Path, typer.Option("--prepared", help="Prepared .npz from `salt data prepare`.")
+    ] = Path("prepared/train.npz"),
+    folds_file: Annotated[
+        Path, typer.Option("--folds", help="Fold file from `salt data split` (marks the test set).")
+    ] = Path("prepared/folds.csv"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Kaggle-layout folder to write; replaced atomically.")
+    ] = Path("holdout"),
+) -> None:
+    """Write the images split.test_fraction held out as a labelled Kaggle-layout folder (for `salt score`)."""
+    from saltseg.data.folds import held_out_set, load_folds
+    from saltseg.data.prepared import load_prepared
+    from saltseg.data.tgs import Layout, write_layout
+    from saltseg.errors import SaltError
+
+    held = held_out_set(load_prepared(prepared_file), load_folds(folds_file))
+    if not len(held):
+        raise SaltError(f"{folds_file}: no test set (split.test_fraction is 0)")
+    write_layout(out, Layout(tuple(held.ids.tolist()), held.images, held.masks, held.depths))
+    typer.echo(f"{out}: {len(held)} held-out images with their masks")
 
 
 @app.command("show")

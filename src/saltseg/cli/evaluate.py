@@ -28,7 +28,8 @@ def evaluate(
     min_score: Annotated[
         float | None,
         typer.Option(
-            help="Exit with an error, after writing the outputs, when the out-of-fold score is below this."
+            help="Exit with an error, after writing the outputs, when the nested out-of-fold score "
+            "(score_nested: no image chose its own threshold or minimum area) is below this."
         ),
     ] = None,
     track: Annotated[
@@ -51,5 +52,7 @@ def evaluate(
     if track:
         run_id = log_evaluation(params, folds, metrics, out_metrics, out_dir)
         typer.echo(f"logged to MLflow parent run {run_id}")
-    if min_score is not None and metrics["score"] < min_score:
-        raise SaltError(f"{out_metrics}: score {metrics['score']:.4f} is below the required {min_score:g}")
+    if min_score is not None and metrics["score_nested"] < min_score:
+        raise SaltError(
+            f"{out_metrics}: score_nested {metrics['score_nested']:.4f} is below the required {min_score:g}"
+        )

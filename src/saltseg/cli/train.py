@@ -53,7 +53,7 @@ def train(
     """Train folds: BCE, then Lovasz from the best BCE weights; each resumes if interrupted.
 
     Reads the params.yaml sections data, split, model, augment and train (what the model is),
-    runtime (device, workers, threads, fold_jobs) and tracking. Writes best.pt, validation.png
+    runtime (device, memory format, compile, workers, fold_jobs) and tracking. Writes best.pt, validation.png
     and, until the fold finishes, last.pt in --out-dir, the metrics JSON and the per-epoch CSV;
     logs the parameters, per-epoch metrics and those files to the MLflow run fold<K>, a child of
     the pipeline's parent run. One line per epoch on stderr when it is not a terminal.
@@ -97,7 +97,7 @@ def train(
         command += ["--prepared", str(prepared), "--folds", str(folds)]
         command += [arg for option, path in templates.items() for arg in (option, _of(path, k))]
         commands[k] = command + (["--pseudo", str(pseudo)] if pseudo else [])
-    run_folds(commands, params.runtime.fold_jobs, params.runtime.threads)
+    run_folds(commands, params.runtime.fold_jobs, params.train.threads)
 
 
 def _of(path: Path, fold: int) -> str:

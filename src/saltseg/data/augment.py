@@ -10,8 +10,7 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 
 from saltseg.config import AugmentConfig  # noqa: E402
-
-SIZE = 101
+from saltseg.data.tgs import SIZE  # noqa: E402
 
 
 def build_augment(cfg: AugmentConfig, seed: int) -> A.Compose:

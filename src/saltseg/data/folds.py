@@ -1,8 +1,13 @@
-"""K folds stratified by salt coverage (output of `salt data split`).
+"""K folds stratified by salt coverage, and an optional test set (output of `salt data split`).
 
 The folds CSV has columns id,fold,coverage_class. Class 0 holds the empty masks and
 classes 1..n-1 split the coverage range (0, 1] into equal-width bins, the usual TGS
 stratification, so every fold sees the same mix of empty, small and large salt bodies.
+
+With split.test_fraction > 0, that share of the images is carved off first (stratified the
+same way, seeded) and marked with fold TEST_FOLD: no fold trains on them, no checkpoint,
+threshold or minimum area is chosen on them; only the registered ensemble is scored on them
+(`salt score`), which makes its test score the one number nothing was selected on.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import pandas as pd
 
 from saltseg.atomic import atomic_file
 from saltseg.config import SplitConfig
+from saltseg.data.prepared import Prepared
 from saltseg.errors import SaltError
 
 COLUMNS = ["id", "fold", "coverage_class"]
+TEST_FOLD = -1  # the `fold` of the images held out for the test score
 
 
 def coverage_class(coverage: np.ndarray, n_classes: int) -> np.ndarray:
@@ -51,8 +58,24 @@ def _merge_rare(classes: np.ndarray, k: int) -> np.ndarray:
         labels[labels == values[i]] = values[j]
 
 
+def _carve_test(strata: np.ndarray, cfg: SplitConfig) -> np.ndarray:
+    """bool (N,): the test images, split.test_fraction of them, stratified by `strata`, seeded."""
+    from sklearn.model_selection import train_test_split
+
+    positions = np.arange(len(strata))
+    # Stratifying needs two members per class at least (one each side).
+    _, test = train_test_split(
+        positions, test_size=cfg.test_fraction, stratify=_merge_rare(strata, 2), random_state=cfg.seed
+    )
+    held = np.zeros(len(strata), dtype=bool)
+    held[test] = True
+    return held
+
+
 def make_folds(ids: Sequence[str], coverage: np.ndarray, cfg: SplitConfig) -> pd.DataFrame:
-    """Assign each id to one of the folds cfg.folds -> DataFrame id,fold,coverage_class (input order)."""
+    """Assign each id to one of the folds cfg.folds, or to TEST_FOLD (split.test_fraction)
+    -> DataFrame id,fold,coverage_class (input order). Without a test set the folds are those
+    of the whole set, as before the setting existed."""
     from sklearn.model_selection import StratifiedKFold  # slow to import; only the split stage needs it
 
     ids = [str(i) for i in ids]
@@ -62,14 +85,16 @@ def make_folds(ids: Sequence[str], coverage: np.ndarray, cfg: SplitConfig) -> pd
         raise ValueError(f"{len(ids)} ids but {len(coverage)} coverage values")
     if len(set(ids)) != len(ids):
         raise SaltError("split: ids are not unique")
-    if len(ids) < k:
-        raise SaltError(f"split: {len(ids)} images cannot fill {k} folds")
     classes = coverage_class(coverage, cfg.coverage_classes)
-    strata = _merge_rare(classes, k)
+    held = _carve_test(classes, cfg) if cfg.test_fraction > 0 else np.zeros(len(ids), dtype=bool)
+    folded = np.flatnonzero(~held)
+    if len(folded) < k:
+        raise SaltError(f"split: {len(folded)} images outside the test set cannot fill {k} folds")
+    strata = _merge_rare(classes[folded], k)
     splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed)
-    fold = np.empty(len(ids), dtype=np.int64)
-    for j, (_, val) in enumerate(splitter.split(np.zeros(len(ids)), strata)):
-        fold[val] = cfg.folds[j]
+    fold = np.full(len(ids), TEST_FOLD, dtype=np.int64)
+    for j, (_, val) in enumerate(splitter.split(np.zeros(len(folded)), strata)):
+        fold[folded[val]] = cfg.folds[j]
     return pd.DataFrame({"id": ids, "fold": fold, "coverage_class": classes})
 
 
@@ -107,7 +132,19 @@ def load_folds(path: str | Path) -> pd.DataFrame:
 def fold_indices(
     prepared_ids: Sequence[str], folds_df: pd.DataFrame, fold: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, val_idx): int64 positions in `prepared_ids` outside / inside `fold`."""
+    """(train_idx, val_idx): int64 positions in `prepared_ids` in the other folds / in `fold`.
+
+    Images of the test set (TEST_FOLD) are in neither."""
+    source = folds_df.attrs.get("source", "folds")
+    per_id = _fold_of(prepared_ids, folds_df)
+    labels = sorted(set(per_id.tolist()) - {TEST_FOLD})
+    if fold not in labels:
+        raise SaltError(f"{source}: no fold {fold}; the folds are {labels}")
+    return np.flatnonzero((per_id != fold) & (per_id != TEST_FOLD)), np.flatnonzero(per_id == fold)
+
+
+def _fold_of(prepared_ids: Sequence[str], folds_df: pd.DataFrame) -> np.ndarray:
+    """int64 (N,): the fold of each prepared id; SaltError when ids and fold file disagree."""
     source = folds_df.attrs.get("source", "folds")
     ids = [str(i) for i in prepared_ids]
     assigned = dict(zip(folds_df["id"].astype(str), folds_df["fold"].astype(int), strict=True))
@@ -119,8 +156,25 @@ def fold_indices(
             f"{', e.g. ' + unfolded[0] if unfolded else ''}; {len(unprepared)} fold id(s) not prepared"
             f"{', e.g. ' + unprepared[0] if unprepared else ''}); rerun `salt data split`"
         )
-    labels = sorted(set(assigned.values()))
-    if fold not in labels:
-        raise SaltError(f"{source}: no fold {fold}; the folds are {labels}")
-    per_id = np.array([assigned[i] for i in ids], dtype=np.int64)
-    return np.flatnonzero(per_id != fold), np.flatnonzero(per_id == fold)
+    return np.array([assigned[i] for i in ids], dtype=np.int64)
+
+
+def held_out_indices(prepared_ids: Sequence[str], folds_df: pd.DataFrame) -> np.ndarray:
+    """int64 positions in `prepared_ids` of the test set (empty without split.test_fraction)."""
+    return np.flatnonzero(_fold_of(prepared_ids, folds_df) == TEST_FOLD)
+
+
+def development(prepared: Prepared, folds_df: pd.DataFrame) -> tuple[Prepared, pd.DataFrame]:
+    """The prepared arrays and the fold table without the test set: what training, checkpoint
+    choice and post-processing may see. The arrays keep the whole data set's fingerprint."""
+    held = held_out_indices(prepared.ids, folds_df)
+    if not len(held):
+        return prepared, folds_df
+    kept = folds_df[folds_df["fold"] != TEST_FOLD].reset_index(drop=True)
+    kept.attrs = dict(folds_df.attrs)
+    return prepared.subset(np.setdiff1d(np.arange(len(prepared)), held)), kept
+
+
+def held_out_set(prepared: Prepared, folds_df: pd.DataFrame) -> Prepared:
+    """The images held out for the test score (none without split.test_fraction)."""
+    return prepared.subset(held_out_indices(prepared.ids, folds_df))

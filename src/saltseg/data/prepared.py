@@ -6,8 +6,8 @@ ids str (N,) ('<U..', sorted), coverage float32 (N,) (salt fraction of each mask
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import hashlib
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from saltseg.atomic import atomic_file
+from saltseg.data.fingerprint import fingerprint
 from saltseg.data.tgs import SIZE, read_layout
 from saltseg.errors import SaltError
 
@@ -31,24 +32,24 @@ class Prepared:
     depths: np.ndarray
     ids: np.ndarray
     coverage: np.ndarray
+    # A subset (`subset`) keeps the fingerprint of the data set it was cut from: its models
+    # belong to that data set's pipeline.
+    origin: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @functools.cached_property  # train_stage and train_fold both ask; hash the arrays once
     def fingerprint(self) -> str:
-        """16 hex digits identifying the labelled data: ids, pixels, masks and depths.
+        """16 hex digits identifying the labelled data: ids, pixels, masks and depths."""
+        if self.origin:
+            return self.origin
+        return fingerprint(ids=self.ids, images=self.images, masks=self.masks, depths=self.depths)
 
-        Computed from the arrays, not the file (a zip's bytes carry timestamps), so the
-        same images always get the same fingerprint. Models, runs, registry versions and
-        submissions carry it, and nothing is compared or predicted across two of them.
-        """
-        digest = hashlib.sha256()
-        for name in ("ids", "images", "masks", "depths"):
-            array = np.ascontiguousarray(getattr(self, name))
-            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-            digest.update(array.tobytes())
-        return digest.hexdigest()[:16]
+    def subset(self, idx: np.ndarray) -> Prepared:
+        """The images at positions `idx`, identified as the data set they belong to."""
+        arrays = {name: getattr(self, name)[idx] for name in FIELDS}
+        return dataclasses.replace(self, **arrays, origin=self.fingerprint)
 
 
 def prepare(src_folder: str | Path, out_npz: str | Path) -> Prepared:

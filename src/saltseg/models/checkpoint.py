@@ -2,7 +2,7 @@
 
 {"model": state_dict, "model_config": dataclasses.asdict(ModelConfig) with tuples as lists,
  "fold": int, "epoch": int (1-based over all stages), "stage": str, "monitor": str, "score": float,
- "precision": str (train.precision: the model predicts as it was validated),
+ "precision": "bf16" | "fp32" (train.precision as resolved where it trained: it predicts so),
  "data_hash": str (the fingerprint of the prepared data it was trained on),
  "pseudo_hash": str (the pseudo-label set it also trained on; absent when none)}
 A snapshot (train.snapshots) is the same dict with "cycle" and "cycles" (c of n, 1-based), kept
@@ -92,7 +92,7 @@ def checkpoint_pseudo_hash(path: str | Path) -> str | None:
 
 
 def checkpoint_precision(path: str | Path) -> str:
-    """train.precision of the run that wrote it ("fp32" for checkpoints older than the setting)."""
+    """The precision the model was validated in ("fp32" for checkpoints older than the setting)."""
     return str(_read(path).get("precision", "fp32"))
 
 
@@ -105,6 +105,14 @@ def snapshot_paths(folder: str | Path) -> list[Path]:
     """The snapshot<c>.pt files in `folder`, by cycle."""
     found = {p: SNAPSHOT.fullmatch(p.name) for p in Path(folder).glob("snapshot*.pt")}
     return sorted((p for p, m in found.items() if m), key=lambda p: int(found[p][1]))
+
+
+def expected_members(folder: str | Path, snapshots: bool, cycles: int) -> tuple[Path, ...]:
+    """The checkpoints a fold's model is made of when training kept `snapshots` of `cycles`
+    cycles (snapshot1.pt .. snapshot<cycles>.pt), or not (best.pt)."""
+    if snapshots:
+        return tuple(snapshot_path(folder, c) for c in range(1, cycles + 1))
+    return (Path(folder) / "best.pt",)
 
 
 def model_paths(folder: str | Path) -> tuple[Path, ...]:

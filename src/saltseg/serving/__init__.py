@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from saltseg.data.tgs import SIZE
+
 MODEL_CODE = Path(__file__).with_name("ensemble_model.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/saltseg, shipped with the model as code
 THRESHOLDS_KEY = "thresholds"
-TILE = 101
 # The most images one request may hold (model_config "max_batch" overrides it): 1,024 tiles
 # are 84 MB as int64 after JSON parsing and a few seconds of CPU per fold model.
 MAX_BATCH = 1024
@@ -50,14 +51,14 @@ def ensemble_signature():  # noqa: ANN201 - mlflow types are imported lazily
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    return ModelSignature(outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, TILE, TILE))]))
+    return ModelSignature(outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, SIZE, SIZE))]))
 
 
 def input_example(n: int = 2, depths: bool = False) -> np.ndarray | dict[str, np.ndarray]:
     """float32 (n, 101, 101): layered seismic-looking rows with a quiet block, values 0..255;
     with `depths`, {"images": those, "depths": float32 (n,)}, the input of depth-channel models."""
-    rows = 128 + 60 * np.sin(np.arange(101) / 3.0)
-    images = np.repeat(np.repeat(rows[None, :, None], 101, axis=2), n, axis=0).astype(np.float32)
+    rows = 128 + 60 * np.sin(np.arange(SIZE) / 3.0)
+    images = np.repeat(np.repeat(rows[None, :, None], SIZE, axis=2), n, axis=0).astype(np.float32)
     images[:, 40:80, 30:70] = 128.0
     if depths:
         return {"images": images, "depths": np.linspace(200, 800, n, dtype=np.float32)}

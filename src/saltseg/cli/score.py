@@ -1,0 +1,68 @@
+"""`salt score`: the competition score of an ensemble on labelled images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def score(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Labelled Kaggle-layout folder train.csv, train/images, train/masks, depths.csv."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="MLflow model URI; default: the champion --registry records for the current data."),
+    ] = None,
+    test_split: Annotated[
+        bool,
+        typer.Option(
+            "--test-split",
+            help="Instead of --data: the images split.test_fraction held out (see --folds), scored with the "
+            "version --registry records as registered by this pipeline run; records the score on that "
+            "version and its parent run (the pipeline's `test` stage).",
+        ),
+    ] = False,
+    registry: Annotated[Path, typer.Option(help="Record of `salt register`.")] = Path("registry.json"),
+    prepared: Annotated[
+        Path, typer.Option(help="The pipeline's training arrays: the default model must be trained on them.")
+    ] = Path("prepared/train.npz"),
+    folds: Annotated[
+        Path, typer.Option(help="With --test-split: the fold file marking the test set.")
+    ] = Path("prepared/folds.csv"),
+    out: Annotated[Path | None, typer.Option(help="Also write the numbers as JSON here.")] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+) -> None:
+    """Score a model on labelled images: the competition metric, mean IoU and one line per coverage class.
+
+    Reads the params.yaml sections split (coverage classes), evaluate (batch size), runtime and
+    tracking. The model is loaded as `salt predict` loads it and predicts as it does (flip TTA,
+    its tuned threshold and minimum area).
+    """
+    import json
+
+    from saltseg.atomic import write_text
+    from saltseg.config import load_params
+    from saltseg.errors import SaltError
+    from saltseg.score import report, run_test_stage, score_folder
+
+    if test_split == (data is not None):
+        raise SaltError("salt score: give either --data DIR or --test-split")
+    params = load_params(params_file)
+    if test_split:
+        if out is None:
+            raise SaltError("--test-split: needs --out (the metrics file of the `test` stage)")
+        metrics = run_test_stage(params, prepared, folds, registry, out)
+        if "test_score" not in metrics:
+            typer.echo("no test set (split.test_fraction is 0): nothing scored")
+        else:
+            held = metrics["test_n_images"]
+            typer.echo(f"test score {metrics['test_score']:.4f} on {held} held-out images")
+        return
+    summary, table = score_folder(params, data, model, registry, prepared)
+    typer.echo(report(summary, table))
+    if out is not None:
+        write_text(out, json.dumps(summary | {"coverage_classes": table.to_dict("records")}, indent=2) + "\n")
