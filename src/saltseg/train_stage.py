@@ -14,7 +14,6 @@ from saltseg.data.folds import development, fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.data.pseudo_set import PseudoSet, load_pseudo
 from saltseg.errors import SaltError
-from saltseg.inference import load_models, predict_proba
 from saltseg.plots import overlay_grid
 from saltseg.train import FoldPaths, load_resume_state, train_fold
 
@@ -40,6 +39,8 @@ def _validation_figure(
 ) -> None:
     """Masks of the fold's model as evaluation and the registry use it: the mean of `members`
     (its snapshots, or best.pt alone), without flip TTA, at probability 0.5."""
+    from saltseg.inference import load_models, predict_proba  # prediction, once the fold has ended
+
     models, cfg, policy = load_models(members, params.runtime)
     images, masks = prepared.images[val_idx], prepared.masks[val_idx]
     # Show salt-bearing images first: empty tiles say little about boundary quality.
