@@ -58,9 +58,9 @@ class ArrayVolume:
             raise SaltError(f"{self.path}: {where} has NaN or infinite samples")
         return data
 
-    def sample(self) -> np.ndarray:
-        """float32 amplitudes of evenly spaced traces (2-D) or sections (3-D), about SAMPLE_CAP values."""
-        step = max(1, -(-self.array.size // SAMPLE_CAP))
+    def sample(self, values: int = SAMPLE_CAP) -> np.ndarray:
+        """float32 amplitudes of evenly spaced traces (2-D) or sections (3-D), about `values` of them."""
+        step = max(1, -(-self.array.size // values))
         return np.asarray(self.array[::step] if self.is_3d else self.array[:, ::step], dtype=np.float32)
 
     def close(self) -> None:

@@ -115,7 +115,6 @@ def _check_memory(path: Path, shape: tuple[int, int, int], options: SectionOptio
     need = working_bytes(samples, traces, options.batch_size)
     if options.both_directions:
         need = max(need, working_bytes(samples, sections, options.batch_size))
-    need = max(need, 4 * scaling.SAMPLE_CAP + 4 * samples * traces)
     if need > options.memory_cap_mb * 2**20:
         raise SaltError(
             f"{path}: one section needs {need / 2**20:.1f} MB, over --memory-cap-mb "
@@ -212,7 +211,11 @@ def predict_section(
         scale = (
             scaling.PIXELS
             if volume.pixels_input
-            else scaling.from_sample(volume.sample(), options.clip_percentile, str(source))
+            else scaling.from_sample(
+                volume.sample(scaling.sample_size(options.memory_cap_mb * 2**20)),
+                options.clip_percentile,
+                str(source),
+            )
         )
         writers = _writers(stack, source, volume, outputs, model, scale, options)
         png_tmp = stack.enter_context(atomic_file(outputs.png)) if outputs.png else None

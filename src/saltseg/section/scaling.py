@@ -4,8 +4,9 @@ Rule: clip at +-L, where L is the `percentile`-th percentile of |amplitude| over
 volume, and map -L..L linearly to 0..255 (zero amplitude at mid-grey 127.5). This is
 how the synthetic tiles are made (amplitudes normalised by their 99th percentile of
 |x|, zero at mid-grey), so the default is 99. L is computed once, before any
-prediction, from every sample when the volume has at most `SAMPLE_CAP` of them, else
-from evenly spaced traces holding about that many; it is recorded in every output.
+prediction, from every sample when the volume has at most `SAMPLE_CAP` of them (fewer
+under a memory cap: `sample_size`), else from evenly spaced traces holding about that
+many; it is recorded in every output.
 uint8 input (PNG, uint8 .npy) is taken as pixels as is.
 """
 
@@ -38,6 +39,12 @@ class Scaling:
             return np.asarray(amplitudes, dtype=np.float32)
         scaled = np.clip(np.asarray(amplitudes, dtype=np.float32) / self.limit, -1.0, 1.0)
         return (scaled + 1.0) * 127.5
+
+
+def sample_size(memory_cap_bytes: float) -> int:
+    """Amplitudes to read for L: SAMPLE_CAP, or fewer when |x| and the percentile's copies
+    (~16 bytes a value) would not fit in the memory cap."""
+    return int(max(1, min(SAMPLE_CAP, memory_cap_bytes // 16)))
 
 
 def check_percentile(percentile: float) -> None:

@@ -72,10 +72,10 @@ class SegyVolume:
             raise SaltError(f"{self.path}: {where} has NaN or infinite samples")
         return np.ascontiguousarray(data, dtype=np.float32)
 
-    def sample(self) -> np.ndarray:
-        """float32 amplitudes of evenly spaced traces, about SAMPLE_CAP values (all of a small file)."""
+    def sample(self, values: int = SAMPLE_CAP) -> np.ndarray:
+        """float32 amplitudes of evenly spaced traces, about `values` of them (all of a small file)."""
         f = self.file
-        step = max(1, -(-f.tracecount * len(f.samples) // SAMPLE_CAP))
+        step = max(1, -(-f.tracecount * len(f.samples) // values))
         return np.stack([f.trace.raw[t] for t in range(0, f.tracecount, step)])
 
     def close(self) -> None:
