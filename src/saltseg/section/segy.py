@@ -25,7 +25,7 @@ def _open(path: Path) -> segyio.SegyFile:
     """The file opened as a 3-D volume if it has the geometry of one, else as a 2-D line."""
     try:
         return segyio.open(path, "r")
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         pass  # no regular sorted geometry: a 2-D line, or an irregular volume (checked below)
     try:
         f = segyio.open(path, "r", ignore_geometry=True)
