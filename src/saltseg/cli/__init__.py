@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from saltseg.cli import data, evaluate, params, predict, pseudo, register, score, train
+from saltseg.cli import data, evaluate, params, predict, pseudo, register, score, section, train
 from saltseg.errors import SaltError
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.command("register", epilog=MLFLOW_STORE)(register.register)
 app.command("predict", epilog=MLFLOW_STORE)(predict.predict)
 app.command("champion", epilog=MLFLOW_STORE)(predict.champion)
 app.command("score", epilog=MLFLOW_STORE)(score.score)
+app.command("predict-section", epilog=MLFLOW_STORE)(section.predict_section)
 
 
 def main() -> None:

@@ -39,6 +39,27 @@ def synth(
     )
 
 
+@app.command("synth-section")
+def synth_section(
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder for the SEG-Y files; replaced atomically.")
+    ],
+    params_file: Annotated[
+        Path, typer.Option("--params", help=PARAMS_HELP + " Uses its synth section (seed, noise, faults).")
+    ] = Path("params.yaml"),
+) -> None:
+    """Write a synthetic 2-D section (1000 traces x 400 samples) and a 3-D cube with their true salt
+    masks as SEG-Y (section.sgy, section_mask.sgy, cube.sgy, cube_mask.sgy), from the tiles' geology."""
+    from saltseg.config import load_params
+    from saltseg.data.synthetic_section import generate_sections
+
+    arrays = generate_sections(load_params(params_file).synth, out)
+    typer.echo(
+        f"{out}: section {arrays['section'].shape} ({arrays['section_mask'].mean():.0%} salt), "
+        f"cube {arrays['cube'].shape} ({arrays['cube_mask'].mean():.0%} salt)"
+    )
+
+
 @app.command("ingest")
 def ingest(
     src: Annotated[

@@ -141,7 +141,8 @@ def _impedance(rng: np.random.Generator, u: np.ndarray, depth: int) -> np.ndarra
 
 
 def _seismic(rng: np.random.Generator, impedance: np.ndarray, noise: float) -> np.ndarray:
-    """Impedance canvas -> float64 tile (101,101): reflectivity, wavelet, AGC, noise, scaled to ~[-1,1]."""
+    """Impedance canvas -> float64 tile (101,101), or section without the margins: reflectivity,
+    wavelet, AGC, noise, scaled to ~[-1,1]."""
     refl = np.zeros_like(impedance)
     refl[:-1] = (impedance[1:] - impedance[:-1]) / (impedance[1:] + impedance[:-1])
     wavelet = ricker(rng.uniform(0.8, 1.2) * RICKER_HZ)
@@ -150,7 +151,7 @@ def _seismic(rng: np.random.Generator, impedance: np.ndarray, noise: float) -> n
     # Gentle AGC. The floor is fixed (~1.5x a typical sediment envelope), not taken from the
     # tile, because real AGC windows are longer than a tile: quiet salt must stay quiet.
     trace = trace / (envelope + AGC_FLOOR)
-    trace = trace[MARGIN : MARGIN + SIZE]
+    trace = trace[MARGIN : len(trace) - MARGIN]  # the tile's rows (a section's in synthetic_section)
     trace = trace / (np.quantile(np.abs(trace), 0.99) + 1e-12)
     colored = ndimage.convolve1d(rng.standard_normal(trace.shape), wavelet, axis=0, mode="reflect")
     colored = ndimage.gaussian_filter1d(colored, 1.5, axis=1)  # noise, too, is smeared sideways by migration
