@@ -66,7 +66,15 @@ def test_errors_surface_as_salt_error(tmp_path):
 
 def test_every_command_and_option_has_help():
     group = typer.main.get_command(app)
-    assert sorted(group.commands) == ["holdout", "ingest", "prepare", "show", "split", "synth"]
+    assert sorted(group.commands) == [
+        "holdout",
+        "ingest",
+        "prepare",
+        "show",
+        "split",
+        "synth",
+        "synth-section",
+    ]
     for name, command in group.commands.items():
         assert command.help, name
         for param in command.params:
