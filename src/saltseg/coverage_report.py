@@ -3,7 +3,7 @@
 Class 0 holds the images whose mask is empty; class k (1..n-1) the masks whose salt fraction
 lies in ((k-1)/(n-1), k/(n-1)] (saltseg.data.folds.coverage_class). Small salt bodies are
 where TGS models lose most, and one overall score hides it. `salt evaluate` writes the table
-as a CSV (drawn by `dvc plots show`) and logs the same numbers to MLflow.
+as a CSV (drawn by `dvc plots show`) and logs that file to MLflow.
 """
 
 from __future__ import annotations
@@ -29,16 +29,6 @@ def coverage_table(scores: np.ndarray, ious: np.ndarray, classes: np.ndarray) ->
     grouped = frame.groupby("class", sort=True)
     table = grouped.agg(n_images=("score", "size"), score=("score", "mean"), iou=("iou", "mean"))
     return table.reset_index()[COLUMNS]
-
-
-def class_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """MLflow metric names {"class03_score", "class03_n_images", "class03_iou", ...}: zero-padded,
-    so class10 sorts after class09 in the UI."""
-    return {
-        f"class{int(row['class']):02d}_{column}": float(row[column])
-        for _, row in table.iterrows()
-        for column in ("score", "n_images", "iou")
-    }
 
 
 def class_label(k: int, n_classes: int) -> str:

@@ -289,19 +289,23 @@ def run_evaluate(
 
 
 def flat_metrics(metrics: dict, prefix: str = "oof_") -> dict[str, float]:
-    """{"oof_score": ..., "oof_folds_fold0": ...}: MLflow metric names for the metrics dict."""
+    """{"oof_score": ..., "oof_folds_fold0": ...}: MLflow metric names for the metrics dict, rounded
+    to 4 decimals as the runs table shows them. The per-class scores are left out: they are one
+    table (evaluate/coverage_classes.csv), not 33 loose metrics."""
     out: dict[str, float] = {}
     for key, value in metrics.items():
+        if key == "coverage_classes":
+            continue
         if isinstance(value, dict):
             out.update(flat_metrics(value, f"{prefix}{key}_"))
         else:
-            out[f"{prefix}{key}"] = float(value)
+            out[f"{prefix}{key}"] = round(float(value), 4)
     return out
 
 
 def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path: Path, out_dir: Path) -> str:
-    """Log the metrics, the per-coverage-class table and the eval folder to the pipeline's parent
-    MLflow run; returns its id."""
+    """Log the metrics and the eval folder (with the per-coverage-class table) to the pipeline's
+    parent MLflow run; returns its id."""
     import mlflow
 
     from saltseg import tracking
@@ -313,8 +317,6 @@ def log_evaluation(params: Params, folds_csv: Path, metrics: dict, metrics_path:
     with mlflow.start_run(run_id=run_id):
         tracking.describe_parent(params, data_hash, metrics)
         mlflow.log_metrics(flat_metrics(metrics))
-        by_class = pd.read_csv(Path(out_dir) / "coverage_classes.csv")
-        mlflow.log_metrics(coverage_report.class_metrics(by_class))
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluate")
         mlflow.log_artifact(str(metrics_path), artifact_path="evaluate")
     return run_id

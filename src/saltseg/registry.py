@@ -261,7 +261,7 @@ def register(
             if folds_too and not _takes_depths(checkpoints):
                 fold_models = log_fold_models(name, checkpoints, metrics.get("folds", {}))
         promotion = promote_if_better(client, name, alias, version, score)
-        mlflow.log_metrics({"registered_version": float(version), "registered_score_nested": score})
+        mlflow.log_metric("registered_version", float(version))  # its score is oof_score_nested
         mlflow.set_tag("saltseg.registered_model", f"{name}/{version}")
     return {
         "name": name,

@@ -2,9 +2,9 @@
 
 Two ways in, one way of scoring: `salt score --data DIR` scores any labelled Kaggle-layout
 folder with the champion (or `--model URI`), loaded as `salt predict` loads it; the pipeline's
-`test` stage scores the version this pipeline run registered, loaded through MLflow, on the
-images split.test_fraction held out, and records the number in metrics/test.json, on the
-pipeline's parent run and on the registry version. Both predict with
+`score` stage scores the version this pipeline run registered, loaded through MLflow, on the
+images split.test_fraction held out, and records the number in metrics/scores.json (beside the
+out-of-fold headline), on the pipeline's parent run and on the registry version. Both predict with
 `saltseg.predict.predict_masks`, so the two give one number for the same images.
 """
 
@@ -52,24 +52,33 @@ def score_folder(params: Params, data_dir: Path, model_uri: str | None, registry
     return score_images(ensemble, layout.images, layout.masks, layout.depths, params.split.coverage_classes)
 
 
-def run_test_stage(
-    params: Params, prepared_path: Path, folds_csv: Path, registry_json: Path, out: Path
+# The numbers `dvc metrics show` prints: the ones to quote and compare, one narrow row.
+HEADLINE = ("score_nested", "score", "score_default", "iou")
+
+
+def run_score_stage(
+    params: Params, prepared_path: Path, folds_csv: Path, registry_json: Path, evaluation: Path, out: Path
 ) -> dict:
-    """The `test` stage: score the ensemble registry.json says this run registered on the test set,
-    record it; {"n_images": 0} without a test set (split.test_fraction 0), loading no model."""
+    """The `score` stage: the headline numbers of `evaluation` (metrics/evaluate.json) and, with a
+    test set (split.test_fraction), `test_score`: the ensemble registry.json says this run
+    registered, loaded through MLflow, on the held-out images, also recorded on the registry
+    version and the parent run. Without a test set it loads no model. Writes `out`; returns it."""
+    from saltseg.records import read_json
     from saltseg.registry import read_record
 
+    evaluated = read_json(evaluation, "run `salt evaluate` first")
+    headline = {key: round(float(evaluated[key]), 6) for key in HEADLINE}
     held = held_out_set(load_prepared(prepared_path), load_folds(folds_csv))
-    if not len(held):
-        write_text(out, json.dumps({"n_images": 0}, indent=2) + "\n")
-        return {"n_images": 0}
-    record = read_record(registry_json)
-    ensemble = _registered(params, record["model_uri"])
-    summary, _ = score_images(ensemble, held.images, held.masks, held.depths, params.split.coverage_classes)
-    _record_in_mlflow(record, summary)
-    metrics = {f"test_{k}": v for k, v in summary.items()}
-    write_text(out, json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    if len(held):
+        record = read_record(registry_json)
+        ensemble = _registered(params, record["model_uri"])
+        summary, _ = score_images(
+            ensemble, held.images, held.masks, held.depths, params.split.coverage_classes
+        )
+        _record_in_mlflow(record, summary)
+        headline["test_score"] = round(summary["score"], 6)
+    write_text(out, json.dumps(headline, indent=2) + "\n")
+    return headline
 
 
 def _registered(params: Params, uri: str) -> Ensemble:

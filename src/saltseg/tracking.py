@@ -113,14 +113,15 @@ def run_name(params: Params, data_hash: str) -> str:
     """What the MLflow runs table shows: the profile (marked if edited) and the data."""
     from saltseg.profiles import label
 
-    return f"{label(params, Path('configs'))} | {params.data.source}@{data_hash[:8]}"
+    return f"{label(params, Path('configs'))} · {params.data.source}@{data_hash[:8]}"
 
 
 def describe_parent(params: Params, data_hash: str, metrics: dict) -> None:
     """Name and describe the active parent run so the MLflow UI shows the result without set-up:
     the runs table shows names (metric and param columns start hidden), the run page its note."""
     tuned, nested = metrics["score"], metrics.get("score_nested", float("nan"))
-    mlflow.set_tag("mlflow.runName", f"{run_name(params, data_hash)} | OOF {nested:.3f} nested")
+    # The score first: the runs table cuts names at its default width.
+    mlflow.set_tag("mlflow.runName", f"{nested:.3f} nested · {run_name(params, data_hash)}")
     rows = [
         ("out of fold, nested selection", nested),
         ("out of fold, tuned on itself (optimistic)", tuned),

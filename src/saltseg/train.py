@@ -51,6 +51,7 @@ from saltseg.hardware import Policy
 from saltseg.loop import Validation, make_loader, train_epoch, validate
 from saltseg.losses import stage_train_loss
 from saltseg.models import build_model, model_paths, save_checkpoint, snapshot_path, snapshot_paths
+from saltseg.models.checkpoint import checkpoint_key
 from saltseg.weight_average import WeightAverage
 
 HISTORY_COLUMNS = ("epoch", "stage", "lr", "train_loss", "val_loss", "val_iou", "val_score")
@@ -124,6 +125,14 @@ def load_resume_state(paths: FoldPaths, key: str) -> dict | None:
     return state if state.get("key") == key else None
 
 
+def finished(paths: FoldPaths, key: str) -> bool:
+    """Whether the fold is trained for `key`: its metrics written, no resume state left, and every
+    checkpoint of its model recorded under `key`."""
+    if not paths.metrics.is_file() or paths.state.exists() or not paths.members[0].is_file():
+        return False
+    return all(checkpoint_key(path) == key for path in paths.members)
+
+
 def _write_history(path: Path, rows: list[dict]) -> None:
     lines = [",".join(HISTORY_COLUMNS)]
     lines += [",".join(str(row[c]) for c in HISTORY_COLUMNS) for row in rows]
@@ -149,9 +158,10 @@ class _Job:
 
     @property
     def lineage(self) -> dict[str, str]:
-        """What a checkpoint records of the data it learnt from. The pseudo-label set only when
-        there is one, so that training without one writes the bytes it always wrote."""
-        return {"data_hash": self.data_hash} | ({"pseudo_hash": self.pseudo_hash} if self.pseudo_hash else {})
+        """What a checkpoint records of where it came from: the fold's key (params, data, hardware
+        policy: `finished` reads it), the data, and the pseudo-label set only when there is one."""
+        pseudo = {"pseudo_hash": self.pseudo_hash} if self.pseudo_hash else {}
+        return {"key": self.key, "data_hash": self.data_hash} | pseudo
 
 
 @dataclass

@@ -15,9 +15,14 @@ from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.data.pseudo_set import PseudoSet, load_pseudo
 from saltseg.errors import SaltError
 from saltseg.plots import overlay_grid
-from saltseg.train import FoldPaths, load_resume_state, train_fold
+from saltseg.train import FoldPaths, finished, load_resume_state, train_fold
 
 FIGURE_IMAGES = 16
+
+
+def shown(metrics: dict[str, float]) -> dict[str, float]:
+    """The values at 4 significant digits, as the runs table can show them (a learning rate too)."""
+    return {name: float(f"{value:.4g}") for name, value in metrics.items()}
 
 
 def _fold_run_id(parent_id: str, params: Params, fold: int, resuming: bool) -> str | None:
@@ -82,8 +87,11 @@ def run_fold(
     fold: int,
     paths: FoldPaths,
     pseudo_path: Path | None = None,
-) -> dict:
-    """Train fold `fold` and log it under the pipeline's parent run; returns its metrics.
+    force: bool = False,
+) -> dict | None:
+    """Train fold `fold` and log it under the pipeline's parent run; returns its metrics, or None
+    when the fold is already trained for these params, data and hardware policy (`finished`)
+    and not `force`d: then no run is opened and nothing is written.
 
     `pseudo_path` (written by `salt pseudo`) adds its images to the training images; a
     non-empty set makes the run a different pipeline run (saltseg.tracking.pipeline_key).
@@ -96,6 +104,8 @@ def run_fold(
     pseudo_hash = pseudo.fingerprint if pseudo else None
     key = f"{tracking.pipeline_key(params, folds_csv, data_hash, pseudo_hash)}-fold{fold}"
     policy = hardware.for_params(params)  # refuses a policy this machine cannot run, before any run exists
+    if not force and finished(paths, key):
+        return None
     dist = distributed.context()
     if not dist.is_main:  # under torchrun the other ranks only compute: rank 0 tracks and writes
         return train_fold(params, prepared, split, fold, paths, key, pseudo=pseudo)
@@ -111,12 +121,14 @@ def run_fold(
         if run_id is None:
             mlflow.log_params(flat_params(params) | {"fold": fold})
         metrics = train_fold(
-            params, prepared, split, fold, paths, key, log=lambda m, step: mlflow.log_metrics(m, step=step),
-            pseudo=pseudo,
+            params, prepared, split, fold, paths, key, pseudo=pseudo,
+            log=lambda m, step: mlflow.log_metrics(shown(m), step=step),
         )  # fmt: skip
-        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "fold"})
+        mlflow.log_metrics(
+            shown({k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "fold"})
+        )
         monitor = params.train.monitor
-        mlflow.set_tag("mlflow.runName", f"fold{fold} | {monitor} {metrics[f'best_{monitor}']:.3f}")
+        mlflow.set_tag("mlflow.runName", f"{metrics[f'best_{monitor}']:.3f} {monitor} · fold{fold}")
         figure = paths.out_dir / "validation.png"
         _validation_figure(paths.members, prepared, split[1], params, figure)
         for artifact in (paths.best, *paths.snapshots, paths.history, paths.metrics, figure):

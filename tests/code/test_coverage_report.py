@@ -1,10 +1,8 @@
 """Per-coverage-class breakdown: the table, its MLflow names, the axis labels, the worst-per-class figure."""
 
 import numpy as np
-import pandas as pd
-import pytest
 
-from saltseg.coverage_report import WORST_PER_CLASS, class_label, class_metrics, coverage_table
+from saltseg.coverage_report import WORST_PER_CLASS, class_label, coverage_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -20,18 +18,6 @@ def test_coverage_table_counts_and_averages_each_class_by_hand():
     # class 0: (0 + 1) / 2, (0.2 + 1) / 2; class 3: (1 + 0.5 + 0.9) / 3, (1 + 0.6 + 0.8) / 3.
     np.testing.assert_allclose(table["score"], [0.5, 0.8, 0.3])
     np.testing.assert_allclose(table["iou"], [0.6, 0.8, 0.4])
-
-
-def test_class_metrics_zero_pads_the_class_for_mlflow():
-    table = pd.DataFrame({"class": [0, 3, 10], "n_images": [2, 3, 1], "score": [0.5, 0.8, 0.3],
-                          "iou": [0.6, 0.8, 0.4]})  # fmt: skip
-    metrics = class_metrics(table)
-    assert metrics == pytest.approx({
-        "class00_score": 0.5, "class00_n_images": 2, "class00_iou": 0.6,
-        "class03_score": 0.8, "class03_n_images": 3, "class03_iou": 0.8,
-        "class10_score": 0.3, "class10_n_images": 1, "class10_iou": 0.4,
-    })  # fmt: skip
-    assert sorted(metrics)[-3:] == ["class10_iou", "class10_n_images", "class10_score"]
 
 
 def test_class_label_names_empty_and_the_coverage_bin():

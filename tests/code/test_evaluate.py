@@ -313,9 +313,8 @@ def test_evaluate_cli_scores_out_of_fold_and_logs_to_the_parent_run(tmp_path, mo
     assert parent[0].data.metrics["oof_folds_fold1"] == pytest.approx(4 / 12)
     assert parent[0].data.metrics["oof_score_nested"] == pytest.approx(4 / 24)
     logged_metrics = parent[0].data.metrics
-    assert (logged_metrics["class00_score"], logged_metrics["class00_n_images"]) == (0.5, 8)
-    assert (logged_metrics["class01_score"], logged_metrics["class01_n_images"]) == (0.0, 16)
-    assert logged_metrics["class01_iou"] == pytest.approx(box_iou, abs=1e-6)
+    assert not [k for k in logged_metrics if "class" in k], "per-class numbers are one table artifact"
+    assert all(round(v, 4) == v for v in logged_metrics.values()), "rounded as the runs table shows them"
     logged = {a.path for a in MlflowClient().list_artifacts(parent[0].info.run_id, "evaluate")}
     assert {"evaluate/thresholds.json", "evaluate/score_vs_threshold.png", "evaluate/evaluate.json"} <= logged
     assert {

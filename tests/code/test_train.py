@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -412,3 +413,34 @@ def test_the_weight_average_is_what_validation_scores_and_checkpoints_keep(tiny_
     _, _, own_then, average_then = saved_after(kept["epoch"], "b")
     assert all(torch.equal(kept["model"][k], average_then[k]) for k in average_then)
     assert not all(torch.equal(kept["model"][k], own_then[k]) for k in average_then)
+
+
+@pytest.mark.slow
+def test_a_finished_fold_is_not_trained_again(tiny_data, tmp_path):
+    """`salt train --fold 0` twice: the second says so and exits 0 in seconds, with no new MLflow
+    run and the checkpoint untouched; --force retrains and retires the fold's earlier run."""
+    from saltseg.config import params_to_dict
+
+    prepared_path, folds_path = tiny_data
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params_to_dict(tiny_params(tmp_path, lovasz_epochs=1))))
+    command = [
+        sys.executable, "-m", "saltseg", "train", "--fold", "0", "--params", str(params_file),
+        "--prepared", str(prepared_path), "--folds", str(folds_path), "--out-dir", str(tmp_path / "model"),
+        "--metrics", str(tmp_path / "metrics.json"), "--history", str(tmp_path / "history.csv"),
+    ]  # fmt: skip
+    env = os.environ | {"CI": "1"}
+    subprocess.run(command, check=True, env=env, capture_output=True)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    def live_runs() -> list:
+        return client.search_runs([client.get_experiment_by_name("saltseg").experiment_id])
+
+    before, weights = len(live_runs()), (tmp_path / "model" / "best.pt").read_bytes()
+    started = time.monotonic()
+    again = subprocess.run(command, check=True, env=env, capture_output=True, text=True)
+    assert time.monotonic() - started < 10
+    assert "fold 0: already trained for these params and data" in again.stdout
+    assert len(live_runs()) == before and (tmp_path / "model" / "best.pt").read_bytes() == weights
+    subprocess.run([*command, "--force"], check=True, env=env, capture_output=True)
+    assert len(live_runs()) == before, "the retrained fold replaces its run under the same parent"

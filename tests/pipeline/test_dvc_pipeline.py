@@ -22,7 +22,7 @@ from saltseg.tracking import FOLD_TAG, PIPELINE_KEY_TAG
 # One worker runs every test of the finished pipeline under pytest-xdist, so it is built once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pipeline_copy")]
 
-STAGES = ("synth", "prepare", "split", "pseudo", "train", "evaluate", "register", "test", "predict")
+STAGES = ("synth", "prepare", "split", "pseudo", "train", "evaluate", "register", "score", "predict")
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +113,12 @@ def test_dvc_metrics_plots_and_experiments(
 ) -> None:
     copy = pipeline_copy.copy
     shown = json.loads(copy.run("dvc", "metrics", "show", "--json").stdout)
-    expected = {f"metrics/train/fold{k}.json" for k in params.split.folds}
-    expected |= {"metrics/evaluate.json", "metrics/test.json"}
-    assert expected <= _metric_files(shown)
+    assert _metric_files(shown) == {"metrics/scores.json"}, (
+        "the headline only: per-fold detail is not a metric"
+    )
+    table = copy.run("dvc", "metrics", "show").stdout
+    assert max(map(len, table.splitlines())) <= 120, table
+    assert {"score_nested", "test_score"} <= set(table.split()), table
 
     copy.run("dvc", "plots", "show", "-o", str(tmp_path / "dvc_plots"))
     index = (tmp_path / "dvc_plots" / "index.html").read_text()
@@ -162,8 +165,11 @@ def test_the_registered_ensemble_has_an_untouched_test_score(
     """ci-tiny holds out 20 images: the `test` stage scores the registered version on them
     through MLflow, and `salt score --data` on the same images as a folder gives the same number."""
     copy, root = pipeline_copy.copy, pipeline_copy.root
-    tested = json.loads((root / "metrics" / "test.json").read_text())
-    assert tested["test_n_images"] == 20
+    tested = json.loads((root / "metrics" / "scores.json").read_text())
+    evaluated = json.loads((root / "metrics" / "evaluate.json").read_text())
+    assert {k: tested[k] for k in ("score_nested", "score")} == pytest.approx(
+        {k: evaluated[k] for k in ("score_nested", "score")}
+    )
     folds = pd.read_csv(root / "prepared" / "folds.csv", dtype={"id": str})
     held = set(folds.loc[folds["fold"] == -1, "id"])
     for k in params.split.folds:  # no fold trained or validated on them
@@ -174,9 +180,8 @@ def test_the_registered_ensemble_has_an_untouched_test_score(
     version = client.get_model_version(record["name"], str(record["version"]))
     assert version.tags["test_score"] == f"{tested['test_score']:.6f}"
     parent = next(r for r in runs if PIPELINE_KEY_TAG in r.data.tags)
-    assert client.get_run(parent.info.run_id).data.metrics["test_score"] == pytest.approx(
-        tested["test_score"]
-    )
+    logged = client.get_run(parent.info.run_id).data.metrics
+    assert logged["test_score"] == pytest.approx(tested["test_score"]) and logged["test_n_images"] == 20
 
     copy.run("salt", "data", "holdout", "--out", str(tmp_path / "holdout"))
     assert {p.stem for p in (tmp_path / "holdout" / "train" / "images").glob("*.png")} == held

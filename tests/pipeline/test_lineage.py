@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -141,8 +142,10 @@ def test_pipeline_runs_are_named_by_profile_and_data(two_data_sets: ProjectCopy)
     )
     names = sorted(r.info.run_name for r in parents)
     real = load_prepared(two_data_sets.root / "prepared" / "train.npz").fingerprint
-    assert any(n.startswith(f"ci-tiny+edits | data@{real[:8]} | OOF ") for n in names), names
-    assert any(n.startswith("ci-tiny | synthetic@") for n in names), names
+    assert any(re.fullmatch(rf"\d\.\d{{3}} nested · ci-tiny\+edits · data@{real[:8]}", n) for n in names), (
+        names
+    )
+    assert any(re.fullmatch(r"\d\.\d{3} nested · ci-tiny · synthetic@[0-9a-f]{8}", n) for n in names), names
     for run in parents:
         assert {"oof_score", "oof_score_nested"} <= set(run.data.metrics)
         assert run.data.params["model.start_filters"] == "4"

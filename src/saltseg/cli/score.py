@@ -21,9 +21,10 @@ def score(
         bool,
         typer.Option(
             "--test-split",
-            help="Instead of --data: the images split.test_fraction held out (see --folds), scored with the "
-            "version --registry records as registered by this pipeline run; records the score on that "
-            "version and its parent run (the pipeline's `test` stage).",
+            help="Instead of --data: the pipeline's `score` stage. Writes --out with the headline numbers "
+            "of --evaluation and the test score: the images split.test_fraction held out (see --folds), "
+            "scored with the version --registry records as registered by this pipeline run, a number "
+            "also recorded on that version and its parent run.",
         ),
     ] = False,
     registry: Annotated[Path, typer.Option(help="Record of `salt register`.")] = Path("registry.json"),
@@ -33,6 +34,9 @@ def score(
     folds: Annotated[
         Path, typer.Option(help="With --test-split: the fold file marking the test set.")
     ] = Path("prepared/folds.csv"),
+    evaluation: Annotated[
+        Path, typer.Option(help="With --test-split: the metrics JSON of `salt evaluate`.")
+    ] = Path("metrics/evaluate.json"),
     out: Annotated[Path | None, typer.Option(help="Also write the numbers as JSON here.")] = None,
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
@@ -47,20 +51,18 @@ def score(
     from saltseg.atomic import write_text
     from saltseg.config import load_params
     from saltseg.errors import SaltError
-    from saltseg.score import report, run_test_stage, score_folder
+    from saltseg.score import report, run_score_stage, score_folder
 
     if test_split == (data is not None):
         raise SaltError("salt score: give either --data DIR or --test-split")
     params = load_params(params_file)
     if test_split:
         if out is None:
-            raise SaltError("--test-split: needs --out (the metrics file of the `test` stage)")
-        metrics = run_test_stage(params, prepared, folds, registry, out)
+            raise SaltError("--test-split: needs --out (the metrics file of the `score` stage)")
+        metrics = run_score_stage(params, prepared, folds, registry, evaluation, out)
+        typer.echo(f"{out}: {', '.join(f'{k} {v:.4f}' for k, v in metrics.items())}")
         if "test_score" not in metrics:
-            typer.echo("no test set (split.test_fraction is 0): nothing scored")
-        else:
-            held = metrics["test_n_images"]
-            typer.echo(f"test score {metrics['test_score']:.4f} on {held} held-out images")
+            typer.echo("no test set (split.test_fraction is 0): no test score")
         return
     summary, table = score_folder(params, data, model, registry, prepared)
     typer.echo(report(summary, table))

@@ -49,6 +49,14 @@ def train(
         ),
     ] = None,
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Retrain folds already trained for these params, data and hardware policy (by default "
+            "they are skipped; the train stage of dvc.yaml forces, as DVC reruns it for code changes too).",
+        ),
+    ] = False,
 ) -> None:
     """Train folds: BCE, then Lovasz from the best BCE weights; each resumes if interrupted.
 
@@ -87,7 +95,7 @@ def train(
                 raise SaltError(f"{option} {path}: with several folds the path needs {FOLD}")
     if len(chosen) == 1 or distributed.launched():
         # Here, one fold after another; under torchrun every rank walks them in the same order.
-        _train_here(params, chosen, prepared, folds, tuple(templates.values()), pseudo)
+        _train_here(params, chosen, prepared, folds, tuple(templates.values()), pseudo, force)
         return
     from saltseg.fold_jobs import run_folds
 
@@ -96,7 +104,7 @@ def train(
         command = [sys.executable, "-m", "saltseg", "train", "--fold", str(k), "--params", str(params_file)]
         command += ["--prepared", str(prepared), "--folds", str(folds)]
         command += [arg for option, path in templates.items() for arg in (option, _of(path, k))]
-        commands[k] = command + (["--pseudo", str(pseudo)] if pseudo else [])
+        commands[k] = command + (["--pseudo", str(pseudo)] if pseudo else []) + (["--force"] if force else [])
     run_folds(commands, params.runtime.fold_jobs, params.train.threads)
 
 
@@ -111,6 +119,7 @@ def _train_here(
     folds: Path,
     templates: tuple[Path, ...],
     pseudo: Path | None,
+    force: bool,
 ) -> None:
     from saltseg import distributed
     from saltseg.train import FoldPaths
@@ -120,8 +129,12 @@ def _train_here(
     try:
         for k in chosen:
             paths = FoldPaths(*(Path(_of(template, k)) for template in templates))
-            result = run_fold(params, prepared, folds, k, paths, pseudo)
-            if dist.is_main:
+            result = run_fold(params, prepared, folds, k, paths, pseudo, force)
+            if result is None:
+                typer.echo(
+                    f"fold {k}: already trained for these params and data -> {paths.best} (--force retrains)"
+                )
+            elif dist.is_main:
                 best = result[f"best_{params.train.monitor}"]
                 typer.echo(
                     f"fold {k}: best {params.train.monitor} {best:.4f} at epoch {result['best_epoch']} "

@@ -3,6 +3,8 @@
 {"model": state_dict, "model_config": dataclasses.asdict(ModelConfig) with tuples as lists,
  "fold": int, "epoch": int (1-based over all stages), "stage": str, "monitor": str, "score": float,
  "precision": "bf16" | "fp32" (train.precision as resolved where it trained: it predicts so),
+ "key": str (the fold's pipeline key: params, data, hardware policy; `salt train` skips a fold
+   whose checkpoints carry the current one),
  "data_hash": str (the fingerprint of the prepared data it was trained on),
  "pseudo_hash": str (the pseudo-label set it also trained on; absent when none)}
 A snapshot (train.snapshots) is the same dict with "cycle" and "cycles" (c of n, 1-based), kept
@@ -84,6 +86,11 @@ def checkpoint_config(path: str | Path) -> ModelConfig:
 def checkpoint_data_hash(path: str | Path) -> str | None:
     """The fingerprint of the data a checkpoint was trained on (None for older checkpoints)."""
     return _read(path).get("data_hash")
+
+
+def checkpoint_key(path: str | Path) -> str | None:
+    """The fold key (params, data, hardware policy) it was trained under (None for older ones)."""
+    return _read(path).get("key")
 
 
 def checkpoint_pseudo_hash(path: str | Path) -> str | None:
