@@ -176,6 +176,30 @@ def promote_if_better(client: MlflowClient, name: str, alias: str, version: int,
     return Promotion(version, True, f"{new} beats {alias} version {champion} ({before}): promoted to {alias}")
 
 
+def version_description(params: Params, metrics: dict, tuned: dict, alias: str) -> str:
+    """What the registry page says of a version: its data, its scores and how to call it."""
+    return "\n".join(
+        [
+            f"Fold ensemble with flip TTA, trained on {params.data.source}@{tuned['data_hash']} "
+            f"(profile {params.profile}); champion alias for this data: `{alias}`.",
+            "",
+            f"Out of fold: {metrics['score_nested']:.4f} nested (the number that decides promotion), "
+            f"{metrics['score']:.4f} tuned on itself, {metrics['score_default']:.4f} at 0.5; threshold "
+            f"{tuned['threshold']:g}, minimum salt area {tuned['min_area']} px.",
+            "",
+            "Input: pixel values 0..255, shape (N, 101, 101), 1 <= N <= 1024 (no MLflow input schema on "
+            "purpose: the model checks its input and answers in one line; MLflow's schema check would "
+            "echo the request). Output: uint8 masks (N, 101, 101), 1 = salt.",
+            "",
+            "```",
+            f'mlflow models serve -m "models:/{params.register.model_name}@{alias}" --env-manager local -p 5001',
+            "curl -s localhost:5001/invocations -H 'Content-Type: application/json' \\",
+            "  -d '{\"inputs\": [[[0, 0, ...101 values...], ...101 rows...]]}'",
+            "```",
+        ]
+    )
+
+
 def content_hash(checkpoints: Members, thresholds_json: Path) -> str:
     """What a registered ensemble is made of: its fold weights and its post-processing."""
     digest = hashlib.sha256()
@@ -257,10 +281,14 @@ def register(
                 tags["pseudo_hash"] = pseudo_hash
             for key, value in tags.items():
                 client.set_model_version_tag(name, str(version), key, str(value))
+            description = version_description(params, metrics, tuned, alias)
+            client.update_model_version(name, str(version), description=description)
             # A fold's export takes images only: depth-channel folds are served by the ensemble alone.
             if folds_too and not _takes_depths(checkpoints):
                 fold_models = log_fold_models(name, checkpoints, metrics.get("folds", {}))
         promotion = promote_if_better(client, name, alias, version, score)
+        if not pseudo_hash:  # the plain alias a person types: the champion of the data registered last
+            client.set_registered_model_alias(name, params.register.alias, str(promotion.champion_version))
         mlflow.log_metric("registered_version", float(version))  # its score is oof_score_nested
         mlflow.set_tag("saltseg.registered_model", f"{name}/{version}")
     return {

@@ -93,6 +93,13 @@ def configure(cfg: TrackingConfig) -> str:
     return uri
 
 
+def runs_link(experiment: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """The MLflow UI page of `experiment`'s runs in "Model training" mode: MLflow 3.17 opens an
+    experiment on an empty GenAI overview otherwise, whatever the experiment's tags say."""
+    found = mlflow.get_experiment_by_name(experiment)
+    return f"{ui}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
+
+
 def pipeline_key(params: Params, folds_csv: Path, data_hash: str, pseudo_hash: str | None = None) -> str:
     """The identity of a pipeline run. The `pseudo` section joins through the fingerprint of
     the pseudo-label set it made (`pseudo_hash`, None for none), not through its params: a

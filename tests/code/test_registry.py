@@ -132,6 +132,19 @@ def test_champion_is_per_data_set(tmp_path, store):
     assert "is the first champion-bbbbbbbbbbbbbbbb" in real["message"]
     assert str(client.get_model_version_by_alias(NAME, "champion-aaaaaaaaaaaaaaaa").version) == "1"
     assert real["champion_uri"] == f"models:/{NAME}/2" != synthetic["champion_uri"]
+    # The plain alias a person types follows the champion of the data registered last.
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "2"
+    _register(tmp_path / "a", 0.9, data_hash="aaaaaaaaaaaaaaaa")  # the same files again: version 1
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
+
+
+def test_a_registered_version_says_what_it_is_and_how_to_call_it(tmp_path, store):
+    record = _register(tmp_path, 0.7, nested=0.65)
+    description = MlflowClient().get_model_version(NAME, str(record["version"])).description
+    assert f"synthetic@{DATA_HASH}" in description and f"`{CHAMPION}`" in description
+    assert "0.6500 nested (the number that decides promotion), 0.7000 tuned" in description
+    assert f'mlflow models serve -m "models:/{NAME}@{CHAMPION}"' in description
+    assert "(N, 101, 101)" in description and "no MLflow input schema on purpose" in description
 
 
 def test_pseudo_label_students_have_a_champion_of_their_own(tmp_path, store):

@@ -26,7 +26,9 @@ app.add_typer(params.app, name="params", help="Apply named configurations to par
 MLFLOW_STORE = (
     "MLflow store: tracking.uri in params.yaml if set, else $MLFLOW_TRACKING_URI, else the SQLite "
     "file tracking.db (mlflow.db) in the current folder (in the repository the experiment came from "
-    "under `dvc exp run`); browse it with `mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db`."
+    "under `dvc exp run`); browse it with `mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db` and "
+    "open http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning (the runs; `salt "
+    "register` prints the link for your store)."
 )
 app.command("pseudo", epilog=MLFLOW_STORE)(pseudo.pseudo)
 app.command("train", epilog=MLFLOW_STORE)(train.train)

@@ -42,5 +42,11 @@ def register(
     params = load_params(params_file)
     record = run_register(params, models, eval_dir, metrics, folds, folds_too=fold_models)
     write_record(record, out)
+    from saltseg.tracking import runs_link, tracking_uri
+
     typer.echo(f"registered {record['model_uri']}")
     typer.echo(record["message"])
+    typer.echo(
+        f"runs: `mlflow ui --backend-store-uri {tracking_uri(params.tracking)}`, then "
+        f"{runs_link(params.tracking.experiment)}"
+    )
