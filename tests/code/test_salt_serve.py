@@ -3,16 +3,23 @@ on a loopback port over a registered champion (slow)."""
 
 import http.client
 import json
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from test_evaluate import run_salt
 from test_predict import champion_submission
 from test_serving import free_port, request, server, store  # noqa: F401 - store is a fixture
 
+from saltseg.errors import SaltError
 from saltseg.serving import MAX_BATCH
+from saltseg.serving import server as serving_server
 from saltseg.serving.server import MAX_BODY_MB, Refused, parse_request
+
+PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 
 
 def tiles_json(n: int, value: int = 7, separator: str = ", ", key: str = "inputs") -> bytes:
@@ -52,6 +59,26 @@ def test_a_full_batch_of_integer_pixels_fits_under_the_default_body_limit():
     assert images.shape == (MAX_BATCH, 101, 101)
     depths = parse_request(b'{"instances": {"images": [[[1]]], "depths": [5.0]}}', MAX_BATCH)
     assert depths["images"].shape == (1, 1, 1) and depths["depths"].tolist() == [5.0]
+
+
+def test_salt_serve_loads_the_model_with_artifact_progress_bars_off_and_checks_its_options(
+    monkeypatch, capsys
+):
+    seen = []
+
+    def load_served(params, model, registry, prepared):
+        seen.append((model, os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")))
+        raise SaltError("stop before serving")
+
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "unset below")  # restored after the test
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    monkeypatch.setattr(serving_server, "load_served", load_served)
+    code, _, err = run_salt(monkeypatch, capsys, "serve", "--model", "models:/m/1", "--params", PARAMS)
+    assert (code, err.strip(), seen) == (1, "error: stop before serving", [("models:/m/1", "false")])
+    code, _, err = run_salt(monkeypatch, capsys, "serve", "--max-body-mb", "0", "--params", PARAMS)
+    assert (code, err.strip()) == (1, "error: --max-body-mb: must be > 0, got 0.0")
+    code, out, _ = run_salt(monkeypatch, capsys, "serve", "--help")
+    assert code == 0 and "413" in out and f"default {MAX_BODY_MB}," in out
 
 
 def post(port: int, body, headers: dict | None = None) -> tuple[int, bytes, float]:
