@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from saltseg.cli import data, evaluate, params, predict, pseudo, register, score, section, train
+from saltseg.cli import data, evaluate, params, predict, pseudo, register, score, section, serve, train
 from saltseg.errors import SaltError
 
 app = typer.Typer(
@@ -36,6 +36,7 @@ app.command("evaluate", epilog=MLFLOW_STORE)(evaluate.evaluate)
 app.command("register", epilog=MLFLOW_STORE)(register.register)
 app.command("predict", epilog=MLFLOW_STORE)(predict.predict)
 app.command("champion", epilog=MLFLOW_STORE)(predict.champion)
+app.command("serve", epilog=MLFLOW_STORE)(serve.serve)
 app.command("score", epilog=MLFLOW_STORE)(score.score)
 app.command("predict-section", epilog=MLFLOW_STORE)(section.predict_section)
 
