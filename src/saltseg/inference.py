@@ -5,10 +5,11 @@ of its snapshot<c>.pt: `fold_members` says which, and every consumer asks it.
 
 Probabilities are averaged (over the flip and over fold models) before the threshold,
 and small predicted masks are called empty: the recipe that won TGS places. Every
-consumer goes through `predict_proba` and `binarize`, so `salt evaluate` tunes exactly
-the masks that `salt predict` and the served model produce. They predict with the
-precision the fold models were trained and validated with (stored in each checkpoint),
-resolved by saltseg.hardware on the machine that predicts.
+consumer goes through `predict_proba` and `binarize`: `salt evaluate` tunes the threshold and
+minimum area on each fold model's own held-out images, and `salt predict` and the served model
+apply them to the mean of all fold models (tests/code/test_predict.py checks that the served
+model and `salt predict` give the same masks). They predict in the precision each checkpoint
+records (resolved once, where the fold trained: saltseg.hardware.for_inference).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ records for the data at hand: the record names its data fingerprint, and predict
 stops when prepared/train.npz holds other data, so a submission never comes from a model
 trained on another data set. A model URI or the local fold checkpoints (with
 eval/thresholds.json) can be named instead. Either way the masks are made by
-`saltseg.inference.Ensemble`, the object the registered pyfunc wraps, so the submission
-holds exactly the masks the served model returns.
+`saltseg.inference.Ensemble`, the object the registered pyfunc wraps (the served model's masks
+equal the submission's: tests/code/test_predict.py).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def write_evaluation(
     tuned |= {"threshold": threshold, "min_area": min_area, "tta": True, "folds": [0, 1], "score": score}
     tuned["data_hash"] = data_hash
     (folder / "eval" / "thresholds.json").write_text(json.dumps(tuned))
-    metrics = {"score": score, "score_nested": score if nested is None else nested}
+    metrics = {"score": score, "score_nested": score if nested is None else nested, "score_default": score}
     metrics["folds"] = {"fold0": score - 0.1, "fold1": score + 0.1}
     (folder / "evaluate.json").write_text(json.dumps(metrics))
 
