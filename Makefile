@@ -1,11 +1,13 @@
 # Two commands do all set-up on a fresh machine:
 #   make run    create .venv, install, and run the whole pipeline (`dvc repro`)
-#   make test   create .venv, install, and run the test suite
+#   make test   create .venv, install, build the docs and run the test suite
 VENV ?= .venv
 BIN := $(VENV)/bin
 # No network at run time: DVC's analytics/update check and albumentations' update check stay off.
 export DVC_NO_ANALYTICS := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
+# mkdocs-material prints a notice about its successor on every build.
+export NO_MKDOCS_2_WARNING := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install run test lint clean
@@ -23,8 +25,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	dvc repro
 
+# The docs first: `mkdocs build --strict` fails on a broken link or anchor (site/ is git-ignored).
 # Tests run on every core (at most 4 workers); the tests sharing a built pipeline share a worker.
 test: install
+	$(BIN)/mkdocs build --strict -q --site-dir site
 	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 lint: install
@@ -32,4 +36,4 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf synthetic prepared models metrics eval registry.json submission.csv mlflow.db mlartifacts
+	rm -rf synthetic prepared models metrics eval registry.json submission.csv mlflow.db mlartifacts site
