@@ -25,8 +25,9 @@ from saltseg.errors import SaltError
 from saltseg.inference import Ensemble
 
 
-def load_registered(model_uri: str, params: Params) -> Ensemble:
-    """The Ensemble inside a registered (or logged) pyfunc, e.g. models:/saltseg-ensemble@champion."""
+def load_pyfunc(model_uri: str, params: Params):  # noqa: ANN201 - mlflow's PyFuncModel
+    """The pyfunc at `model_uri` (e.g. models:/saltseg-ensemble@champion) from the store of
+    params.tracking; SaltError in one line when it cannot be loaded."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -34,13 +35,31 @@ def load_registered(model_uri: str, params: Params) -> Ensemble:
 
     tracking.configure(params.tracking)
     try:
-        model = mlflow.pyfunc.load_model(model_uri)
+        return mlflow.pyfunc.load_model(model_uri)
     except (MlflowException, OSError) as exc:
-        raise SaltError(f"{model_uri}: cannot load the model ({str(exc).splitlines()[0]})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SaltError(f"{model_uri}: cannot load the model ({first[:300]})") from None
+
+
+def ensemble_of(model, model_uri: str) -> Ensemble:  # noqa: ANN001 - mlflow's PyFuncModel
+    """The Ensemble inside a saltseg pyfunc; SaltError for any other model."""
     ensemble = getattr(model.unwrap_python_model(), "ensemble", None)
     if not isinstance(ensemble, Ensemble):
         raise SaltError(f"{model_uri}: not a saltseg ensemble model")
     return ensemble
+
+
+def load_registered(model_uri: str, params: Params) -> Ensemble:
+    """The Ensemble inside a registered (or logged) pyfunc, e.g. models:/saltseg-ensemble@champion."""
+    return ensemble_of(load_pyfunc(model_uri, params), model_uri)
+
+
+def check_champion(ensemble: Ensemble, uri: str, data_hash: str, registry_json: Path) -> None:
+    """Refuse a champion whose folds learnt other data than registry.json records for it."""
+    if ensemble.data_hash != data_hash:
+        raise SaltError(
+            f"{uri}: trained on data {ensemble.data_hash}, not {data_hash} as {registry_json} says"
+        )
 
 
 def champion_uri(registry_json: Path, prepared: Path | None, alias: bool = False) -> tuple[str, str]:
@@ -84,10 +103,7 @@ def load_ensemble(
         return dataclasses.replace(load_registered(model_uri, params), batch_size=batch_size)
     uri, data_hash = champion_uri(registry_json, prepared)
     ensemble = load_registered(uri, params)
-    if ensemble.data_hash != data_hash:
-        raise SaltError(
-            f"{uri}: trained on data {ensemble.data_hash}, not {data_hash} as {registry_json} says"
-        )
+    check_champion(ensemble, uri, data_hash, registry_json)
     return dataclasses.replace(ensemble, batch_size=batch_size)
 
 

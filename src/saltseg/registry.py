@@ -192,7 +192,7 @@ def version_description(params: Params, metrics: dict, tuned: dict, alias: str) 
             "echo the request). Output: uint8 masks (N, 101, 101), 1 = salt.",
             "",
             "```",
-            f'mlflow models serve -m "models:/{params.register.model_name}@{alias}" --env-manager local -p 5001',
+            f'salt serve --model "models:/{params.register.model_name}@{alias}" --port 5001',
             "curl -s localhost:5001/invocations -H 'Content-Type: application/json' \\",
             "  -d '{\"inputs\": [[[0, 0, ...101 values...], ...101 rows...]]}'",
             "```",

@@ -143,7 +143,7 @@ def test_a_registered_version_says_what_it_is_and_how_to_call_it(tmp_path, store
     description = MlflowClient().get_model_version(NAME, str(record["version"])).description
     assert f"synthetic@{DATA_HASH}" in description and f"`{CHAMPION}`" in description
     assert "0.6500 nested (the number that decides promotion), 0.7000 tuned" in description
-    assert f'mlflow models serve -m "models:/{NAME}@{CHAMPION}"' in description
+    assert f'salt serve --model "models:/{NAME}@{CHAMPION}" --port 5001' in description
     assert "(N, 101, 101)" in description and "no MLflow input schema on purpose" in description
 
 

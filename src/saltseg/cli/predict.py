@@ -7,34 +7,24 @@ from typing import Annotated
 
 import typer
 
+from saltseg.cli import options
+
 
 def predict(
     data: Annotated[Path, typer.Option(help="Kaggle-layout folder; its test/images/*.png are predicted.")],
     out: Annotated[Path, typer.Option(help="Submission CSV (id,rle_mask).")] = Path("submission.csv"),
-    model: Annotated[
-        str | None,
-        typer.Option(help="MLflow model URI; default: the champion --registry records for the current data."),
-    ] = None,
-    registry: Annotated[
-        Path, typer.Option(help="Record of `salt register`: its champion for the data is the default model.")
-    ] = Path("registry.json"),
-    prepared: Annotated[
-        Path,
-        typer.Option(help="The pipeline's training arrays: the default model must be trained on them."),
-    ] = Path("prepared/train.npz"),
-    model_dir: Annotated[
-        Path | None, typer.Option(help="Predict from local fold<K>/best.pt files instead of the registry.")
-    ] = None,
-    eval_dir: Annotated[
-        Path | None, typer.Option(help="With --model-dir: the folder with thresholds.json.")
-    ] = None,
+    model: options.ModelUri = None,
+    registry: options.Registry = options.REGISTRY,
+    prepared: options.Prepared = options.PREPARED,
+    model_dir: options.ModelDir = None,
+    eval_dir: options.EvalDir = None,
     probabilities: Annotated[
         Path | None, typer.Option(help="Also save the probabilities (npz: ids, probabilities float32).")
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Images per batch; default evaluate.batch_size from params.")
     ] = None,
-    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+    params_file: options.ParamsFile = options.PARAMS,
 ) -> None:
     """Predict every test image with the fold ensemble (flip TTA, tuned threshold) and write a submission.
 
@@ -54,7 +44,7 @@ def predict(
 
 
 def champion(
-    registry: Annotated[Path, typer.Option(help="Record of `salt register`.")] = Path("registry.json"),
+    registry: options.Registry = options.REGISTRY,
     prepared: Annotated[
         Path, typer.Option(help="The pipeline's training arrays: the champion must be trained on them.")
     ] = Path("prepared/train.npz"),

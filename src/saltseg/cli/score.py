@@ -7,16 +7,15 @@ from typing import Annotated
 
 import typer
 
+from saltseg.cli import options
+
 
 def score(
     data: Annotated[
         Path | None,
         typer.Option(help="Labelled Kaggle-layout folder train.csv, train/images, train/masks, depths.csv."),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="MLflow model URI; default: the champion --registry records for the current data."),
-    ] = None,
+    model: options.ModelUri = None,
     test_split: Annotated[
         bool,
         typer.Option(
@@ -27,10 +26,8 @@ def score(
             "also recorded on that version and its parent run.",
         ),
     ] = False,
-    registry: Annotated[Path, typer.Option(help="Record of `salt register`.")] = Path("registry.json"),
-    prepared: Annotated[
-        Path, typer.Option(help="The pipeline's training arrays: the default model must be trained on them.")
-    ] = Path("prepared/train.npz"),
+    registry: options.Registry = options.REGISTRY,
+    prepared: options.Prepared = options.PREPARED,
     folds: Annotated[
         Path, typer.Option(help="With --test-split: the fold file marking the test set.")
     ] = Path("prepared/folds.csv"),
@@ -38,7 +35,7 @@ def score(
         Path, typer.Option(help="With --test-split: the metrics JSON of `salt evaluate`.")
     ] = Path("metrics/evaluate.json"),
     out: Annotated[Path | None, typer.Option(help="Also write the numbers as JSON here.")] = None,
-    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+    params_file: options.ParamsFile = options.PARAMS,
 ) -> None:
     """Score a model on labelled images: the competition metric, mean IoU and one line per coverage class.
 

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from saltseg.cli import options
+
 
 def predict_section(
     source: Annotated[
@@ -38,24 +40,15 @@ def predict_section(
         float, typer.Option(help="Refuse sections whose buffers would need more (the model's memory aside).")
     ] = 2048.0,
     overwrite: Annotated[bool, typer.Option(help="Replace outputs that exist.")] = False,
-    model: Annotated[
-        str | None,
-        typer.Option(help="MLflow model URI; default: the champion --registry records for the current data."),
-    ] = None,
-    registry: Annotated[Path, typer.Option(help="Record of `salt register`.")] = Path("registry.json"),
-    prepared: Annotated[
-        Path, typer.Option(help="The pipeline's training arrays: the default model must be trained on them.")
-    ] = Path("prepared/train.npz"),
-    model_dir: Annotated[
-        Path | None, typer.Option(help="Predict from local fold<K>/best.pt files instead of the registry.")
-    ] = None,
-    eval_dir: Annotated[
-        Path | None, typer.Option(help="With --model-dir: the folder with thresholds.json.")
-    ] = None,
+    model: options.ModelUri = None,
+    registry: options.Registry = options.REGISTRY,
+    prepared: options.Prepared = options.PREPARED,
+    model_dir: options.ModelDir = None,
+    eval_dir: options.EvalDir = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Windows per batch; default evaluate.batch_size from params.")
     ] = None,
-    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+    params_file: options.ParamsFile = options.PARAMS,
 ) -> None:
     """Predict salt on a whole section or volume: sliding windows through the fold ensemble (flip TTA),
     blended with smooth sin^2 weights, then the tuned threshold.

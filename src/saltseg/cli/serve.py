@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
+from saltseg.cli import options
+
 
 def serve(
-    model: Annotated[
-        str | None,
-        typer.Option(help="MLflow model URI; default: the champion --registry records for the current data."),
-    ] = None,
+    model: options.ModelUri = None,
     host: Annotated[
         str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
     ] = "127.0.0.1",
@@ -24,13 +23,8 @@ def serve(
             "takes 1,024 tiles of integer pixels (50 MiB of JSON); floats with many decimals need more."
         ),
     ] = None,
-    registry: Annotated[
-        Path, typer.Option(help="Record of `salt register`: its champion for the data is the default model.")
-    ] = Path("registry.json"),
-    prepared: Annotated[
-        Path,
-        typer.Option(help="The pipeline's training arrays: the default model must be trained on them."),
-    ] = Path("prepared/train.npz"),
+    registry: options.Registry = options.REGISTRY,
+    prepared: options.Prepared = options.PREPARED,
     params_file: Annotated[
         Path, typer.Option("--params", help="Parameters file (its tracking section).")
     ] = Path("params.yaml"),

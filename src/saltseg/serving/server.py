@@ -174,26 +174,13 @@ class ScoringApp:
 
 def load_served(params, model_uri: str | None, registry_json, prepared):  # noqa: ANN001, ANN201
     """(pyfunc, URI): `model_uri`, or the champion `salt champion` names for the data in `prepared`."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
+    from saltseg.predict import champion_uri, check_champion, ensemble_of, load_pyfunc
 
-    from saltseg import tracking
-    from saltseg.errors import SaltError
-    from saltseg.predict import champion_uri
-
-    data_hash = None
-    if model_uri is None:
-        model_uri, data_hash = champion_uri(registry_json, prepared, alias=True)
-    tracking.configure(params.tracking)
-    try:
-        model = mlflow.pyfunc.load_model(model_uri)
-    except (MlflowException, OSError) as exc:
-        raise SaltError(f"{model_uri}: cannot load the model ({one_line(str(exc))})") from None
-    served = getattr(model.unwrap_python_model(), "ensemble", None)
-    if data_hash is not None and getattr(served, "data_hash", data_hash) != data_hash:
-        raise SaltError(
-            f"{model_uri}: trained on data {served.data_hash}, not {data_hash} as {registry_json} says"
-        )
+    if model_uri is not None:
+        return load_pyfunc(model_uri, params), model_uri
+    model_uri, data_hash = champion_uri(registry_json, prepared, alias=True)
+    model = load_pyfunc(model_uri, params)
+    check_champion(ensemble_of(model, model_uri), model_uri, data_hash, registry_json)
     return model, model_uri
 
 
