@@ -23,6 +23,7 @@ and serving use that (`for_inference`), whatever the machine that predicts.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -87,6 +88,10 @@ class Policy:
 
     def compiled(self, model: nn.Module) -> nn.Module:
         """The module to call for forward passes; the original keeps the weights and state dict."""
+        if self.compile and self.device.type == "cpu":
+            # Inductor looks for CUDA while it builds CPU kernels and warns once per process that
+            # there is none ("No CUDA runtime is found"): noise on a CPU, where none is wanted.
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         return torch.compile(model) if self.compile else model
 
 

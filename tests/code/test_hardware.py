@@ -89,3 +89,20 @@ def test_training_validation_and_evaluation_predict_alike(tmp_path):
     np.testing.assert_array_equal(proba, torch.sigmoid(validated[:, 0]).numpy())
     fp32 = predict_proba(models, images, cfg, False, 3, hardware.FP32_CPU)
     assert np.abs(fp32 - proba).max() > 1e-4, "bf16 was not in effect"
+
+
+@pytest.mark.slow
+def test_compiling_on_a_cpu_keeps_the_cuda_warning_out_of_the_log():
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\nfrom saltseg import hardware\nfrom saltseg.config import ModelConfig\n"
+        "from saltseg.models import build_model\n"
+        "policy = hardware.policy('fp32', 'cpu', 'contiguous', 'on')\n"
+        "policy.compiled(build_model(ModelConfig(start_filters=4, depth=2)))(torch.rand(2, 1, 64, 64))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600
+    )
+    assert "No CUDA runtime" not in done.stderr, done.stderr
