@@ -318,9 +318,11 @@ def test_validation_figure_shows_the_snapshot_mean_that_evaluation_scores(tiny_d
         draw(images, masks, pred, titles, out)
 
     monkeypatch.setattr(train_stage, "overlay_grid", overlay_grid)
-    loaded, load = [], train_stage.load_models
+    from saltseg import inference  # the figure imports it once the fold has ended
+
+    loaded, load = [], inference.load_models
     monkeypatch.setattr(
-        train_stage, "load_models", lambda paths, runtime: loaded.append(paths) or load(paths, runtime)
+        inference, "load_models", lambda paths, runtime: loaded.append(paths) or load(paths, runtime)
     )
     params = _snapshot_params(tmp_path)
     prepared_path, folds_path = tiny_data
