@@ -111,6 +111,16 @@ def _as_postgres() -> str | None:
     return SYSTEM_USER
 
 
+def _identity(user: str | None) -> dict:
+    """subprocess arguments that run a program as `user`, with that user's group alone: with
+    root's group it would be refused by root's folders that only their group may enter."""
+    if user is None:
+        return {}
+    import pwd
+
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 def _grant_traverse(path: Path) -> None:
     """Let other users pass through every folder above `path` (search only, not list): the
     PostgreSQL user must reach its binaries and data under root's folders."""
@@ -123,7 +133,7 @@ def _grant_traverse(path: Path) -> None:
 def _pg(program: str, *args: str, user: str | None, env: dict | None = None) -> None:
     proc = subprocess.run(
         [str(postgres_bin() / program), *args],
-        user=user,
+        **_identity(user),
         capture_output=True,
         text=True,
         env=env,
@@ -168,7 +178,9 @@ def _init_postgres(paths: Paths, user: str | None) -> int:
 
 def _start_postgres(paths: Paths, port: int, user: str | None) -> None:
     running = subprocess.run(
-        [str(postgres_bin() / "pg_ctl"), "-D", str(paths.pgdata), "status"], user=user, capture_output=True
+        [str(postgres_bin() / "pg_ctl"), "-D", str(paths.pgdata), "status"],
+        **_identity(user),
+        capture_output=True,
     )
     if running.returncode == 0:
         return
@@ -290,7 +302,7 @@ def stop(root: Path) -> list[str]:
     if paths.pgdata.exists():
         running = subprocess.run(
             [str(postgres_bin() / "pg_ctl"), "-D", str(paths.pgdata), "status"],
-            user=_as_postgres(),
+            **_identity(_as_postgres()),
             capture_output=True,
         )
         if running.returncode == 0:
