@@ -19,9 +19,11 @@ from pathlib import Path
 
 import mlflow
 import yaml
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from saltseg.config import Params, TrackingConfig, flat_params
+from saltseg.reachability import check_reachable
 
 PIPELINE_KEY_TAG = "saltseg.pipeline_key"
 FOLD_TAG = "saltseg.fold"
@@ -60,21 +62,26 @@ def tracking_uri(cfg: TrackingConfig) -> str:
 @contextlib.contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
     """Serialise the first touch of a SQLite store: parallel queue workers would both
-    try to create its tables and the experiment."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
+    try to create its tables and the experiment.
+
+    A server keeps concurrent writes apart but not our search-then-create of the parent run:
+    the fold processes of one pipeline share its repository, so they queue on a lock there.
+    """
     from filelock import FileLock
 
-    db = Path(uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(db) + ".lock", timeout=300):
+    if uri.startswith("sqlite:///"):
+        lock = Path(uri.removeprefix("sqlite:///") + ".lock")
+    else:
+        lock = project_root() / ".dvc" / "tmp" / "mlflow-parent.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock), timeout=300):
         yield
 
 
 def configure(cfg: TrackingConfig) -> str:
     """Point MLflow at the store and experiment of `cfg`; returns the tracking URI."""
     uri = tracking_uri(cfg)
+    check_reachable(uri)  # a server that is down: one line now, not minutes of retries
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     with _store_lock(uri):
@@ -85,7 +92,11 @@ def configure(cfg: TrackingConfig) -> str:
             location = None
             if uri.startswith("sqlite:///"):
                 location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
-            mlflow.create_experiment(cfg.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+            try:
+                mlflow.create_experiment(cfg.experiment, artifact_location=location, tags=EXPERIMENT_KIND)
+            except MlflowException as exc:  # another project on the same server created it first
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
         elif any(experiment.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):
             for key, value in EXPERIMENT_KIND.items():
                 MlflowClient().set_experiment_tag(experiment.experiment_id, key, value)

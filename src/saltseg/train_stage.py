@@ -8,7 +8,7 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from saltseg import distributed, hardware, tracking
+from saltseg import distributed, hardware, reachability, tracking
 from saltseg.config import Params, flat_params
 from saltseg.data.folds import development, fold_indices, load_folds
 from saltseg.data.prepared import Prepared, load_prepared
@@ -117,7 +117,9 @@ def run_fold(
     tags["world_size"] = str(dist.world_size)  # torchrun processes that trained this fold
     if pseudo:
         tags |= _pseudo_tags(parent_id, pseudo)
-    with mlflow.start_run(run_id=run_id, run_name=f"fold{fold}", parent_run_id=parent_id, tags=tags):
+    kept = f"fold {fold} keeps {paths.state}, {paths.best} and {paths.history}: rerun to resume it"
+    lost = reachability.server_lost(mlflow.get_tracking_uri(), kept)
+    with lost, mlflow.start_run(run_id=run_id, run_name=f"fold{fold}", parent_run_id=parent_id, tags=tags):
         if run_id is None:
             mlflow.log_params(flat_params(params) | {"fold": fold})
         metrics = train_fold(

@@ -11,7 +11,19 @@ import sys
 
 import typer
 
-from saltseg.cli import data, evaluate, params, predict, pseudo, register, score, section, serve, train
+from saltseg.cli import (
+    data,
+    evaluate,
+    params,
+    predict,
+    pseudo,
+    register,
+    score,
+    section,
+    serve,
+    server,
+    train,
+)
 from saltseg.errors import SaltError
 
 app = typer.Typer(
@@ -22,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data", help="Synthesize, ingest, prepare, split and show data.")
 app.add_typer(params.app, name="params", help="Apply named configurations to params.yaml.")
+app.add_typer(server.app, name="server", help="The team's MLflow server on PostgreSQL (docs/team.md).")
 # The help of every command that talks to MLflow ends with where its runs and models live.
 MLFLOW_STORE = (
     "MLflow store: tracking.uri in params.yaml if set, else $MLFLOW_TRACKING_URI, else the SQLite "

@@ -98,6 +98,10 @@ def train(
         _train_here(params, chosen, prepared, folds, tuple(templates.values()), pseudo, force)
         return
     from saltseg.fold_jobs import run_folds
+    from saltseg.reachability import check_reachable
+    from saltseg.tracking import tracking_uri
+
+    check_reachable(tracking_uri(params.tracking))  # one line here, not one from every fold
 
     commands = {}
     for k in chosen:
