@@ -75,7 +75,9 @@ def test_prepared_arrays_and_folds(data_copy: tuple[ProjectCopy, str]) -> None:
     folds = pd.read_csv(copy.root / "prepared" / "folds.csv")
     assert list(folds.columns) == ["id", "fold", "coverage_class"]
     assert sorted(folds["id"]) == sorted(prepared.ids.tolist())
-    assert sorted(folds["fold"].unique()) == list(params.split.folds)
+    held_out = folds["fold"] == -1  # split.test_fraction of ci-tiny: the test images
+    assert held_out.sum() == round(params.split.test_fraction * len(folds))
+    assert sorted(folds.loc[~held_out, "fold"].unique()) == list(params.split.folds)
 
 
 def test_dvc_lock_records_the_outputs(data_copy: tuple[ProjectCopy, str]) -> None:

@@ -180,7 +180,9 @@ def _request(url: str, body: dict | None = None) -> tuple[int, bytes]:
 def served(model_uri: str, tracking_uri: str, cwd: Path, timeout: float = 300):
     """`mlflow models serve -m model_uri` on a free loopback port; its base URL."""
     port = server.free_port()
-    env = os.environ | {"MLFLOW_TRACKING_URI": tracking_uri}
+    # Both URIs: an earlier test in this worker may have left MLFLOW_REGISTRY_URI pointing at its own
+    # store (mlflow.set_registry_uri writes the environment variable).
+    env = os.environ | {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri}
     env["PATH"] = f"{Path(MLFLOW).parent}{os.pathsep}{env.get('PATH', '')}"  # it execs uvicorn by name
     cmd = [
         MLFLOW,
