@@ -243,8 +243,8 @@ def register(
 ) -> dict:
     """Register the ensemble (and each fold model) under the pipeline's parent run; the record.
 
-    Every input is checked before anything is logged. The record holds nothing random (no run
-    id): the same pipeline on a fresh store writes the same bytes, so `dvc.lock` stays as committed.
+    Every input is checked before anything is logged. The record holds no run id (a random
+    uuid would change registry.json, hence dvc.lock, on every run).
     """
     from saltseg import tracking
 

@@ -1,10 +1,12 @@
 """The pseudo-label set: unlabelled test images with a teacher's masks, as data.
 
 Written by the `pseudo` stage (saltseg.pseudo), read by training, which appends its images to
-every fold's training images. An empty set trains exactly like no set. The file is an .npz
-written by `np.savez_compressed`, whose zip entries carry a fixed date (1980-01-01): the same
-set always has the same bytes, so DVC retrains nothing when the stage reruns and its output
-did not change.
+every fold's training images. An empty set trains like no set, to the checkpoint's bytes
+(tests/code/test_pseudo.py::test_pseudo_images_join_training_only_and_fork_the_run). The file is
+an .npz written by `np.savez_compressed`, whose zip entries carry a fixed date (1980-01-01): the
+same set gets the same bytes (test_off_writes_an_empty_set_without_loading_mlflow,
+test_teacher_labels_exactly_its_confident_test_images), so DVC retrains nothing when the stage
+reruns and its output did not change.
 """
 
 from __future__ import annotations
