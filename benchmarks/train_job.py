@@ -103,7 +103,8 @@ def timed_salt_train(
     params_file: Path, prepared: Path, folds: Path, out: Path, *folds_args: str
 ) -> tuple[float, dict[int, float]]:
     """(wall seconds, `fold_seconds`) of one `salt train` process (`folds_args`: e.g. "--fold", "0";
-    none: every fold) writing model<K>/, metrics<K>.json and history<K>.csv into `out`."""
+    none: every fold) writing model<K>/, metrics<K>.json, history<K>.csv and its output,
+    salt_train.log, into `out`."""
     cmd = [sys.executable, "-m", "saltseg", "train", *folds_args, "--params", str(params_file)]
     cmd += ["--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(out / "model{fold}")]
     cmd += ["--metrics", str(out / "metrics{fold}.json"), "--history", str(out / "history{fold}.csv")]
@@ -112,6 +113,7 @@ def timed_salt_train(
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"salt train failed\n{done.stderr[-3000:]}")
+    (out / "salt_train.log").write_text(done.stdout + done.stderr)
     return wall, fold_seconds(done.stdout)
 
 
@@ -129,9 +131,9 @@ def run_salt_train(prepared: Path, folds: Path, params_file: Path, tmp: Path) ->
     }
 
 
-def run_worker(name: str, prepared: Path, folds: Path, params_file: Path) -> dict:
+def run_worker(name: str, prepared: Path, folds: Path, params_file: Path, fold: int = 0) -> dict:
     cmd = [sys.executable, __file__, "--worker", name, "--prepared", str(prepared), "--folds", str(folds)]
-    cmd += ["--params", str(params_file)]
+    cmd += ["--params", str(params_file), "--fold", str(fold)]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -146,7 +148,7 @@ def _fold(args: argparse.Namespace):  # noqa: ANN202
 
     params = load_params(args.params)
     prepared = load_prepared(args.prepared)
-    train_idx, val_idx = fold_indices(prepared.ids, load_folds(args.folds), 0)
+    train_idx, val_idx = fold_indices(prepared.ids, load_folds(args.folds), args.fold)
     return params, prepared, train_idx, val_idx
 
 
@@ -348,6 +350,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out-markdown", type=Path, help="append the table to this file's train-job section")
     for hidden in ("--worker", "--prepared", "--folds", "--params"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
+    p.add_argument("--fold", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     finish_data_options(args, argv)
     if "plain_ours" not in args.jobs.split(","):

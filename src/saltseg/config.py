@@ -295,7 +295,7 @@ class RuntimeConfig:
     device: str = "auto"  # "auto" picks CUDA when present
     num_workers: int = 0  # DataLoader worker processes; each batch seeds its own augmentations
     memory_format: str = "auto"  # auto (channels_last on CPU and CUDA) | channels_last | contiguous
-    compile: str = "auto"  # torch.compile: auto (CUDA only; on a CPU it pays only for long runs) | on | off
+    compile: str = "auto"  # torch.compile: auto (where the train steps repay it) | on | off
     fold_jobs: int = 3  # folds `salt train` trains at once, one process each (saltseg.fold_jobs)
 
     def __post_init__(self) -> None:

@@ -12,18 +12,20 @@ and serving use that (`for_inference`), whatever the machine that predicts.
   layers are wide (the seed's U-Net, 16 filters at 128 px, bf16 on the 2-core Xeon: 54 against
   40 img/s); narrow toy widths can lose (8 filters at 64 px: 316 against 405), so profiles for
   such models may set runtime.memory_format: contiguous (configs/real-cpu.yaml does);
-- compile: torch.compile on CUDA only. On the 2-core development CPU (bf16, channels_last,
-  the default U-Net at 64 px, batch 32) compiled steps ran ~1.4x faster than eager, but the
-  first compilation took ~1 min (a few seconds from inductor's cache afterwards) and eval mode
-  compiles again: a 15-epoch real-data fold (~38k images, ~1.5 min of steps) saves less than
-  that. Long CPU runs set runtime.compile: on (configs/real-cpu.yaml: a 30-epoch fold took
-  306 s compiled against 338 s eager).
+- compile: where it pays back for the run at hand (`compile_decision`): the train stage's
+  optimizer steps (every fold's) times what a compiled step saves must exceed one cold
+  compilation of the train and eval graphs, which the stage pays once for all its folds
+  (saltseg.compile_cache). On the 2-core CPU (the real-cpu U-Net, bf16, one thread a fold)
+  compiling cost 86 s and saved 21 ms a step (116 against 137 ms): it pays from ~4,100 steps,
+  so the real-cpu profile's 40 + 20 epochs compile (21,600 steps) and 4 + 2 do not (2,160).
+  The default profile's 360 steps on 300 synthetic images never do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import sys
@@ -88,11 +90,16 @@ class Policy:
 
     def compiled(self, model: nn.Module) -> nn.Module:
         """The module to call for forward passes; the original keeps the weights and state dict."""
-        if self.compile and self.device.type == "cpu":
+        if not self.compile:
+            return model
+        from saltseg.project import use_compile_cache
+
+        use_compile_cache()
+        if self.device.type == "cpu":
             # Inductor looks for CUDA while it builds CPU kernels and warns once per process that
             # there is none ("No CUDA runtime is found"): noise on a CPU, where none is wanted.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        return torch.compile(model) if self.compile else model
+        return torch.compile(model)
 
 
 FP32_CPU = Policy(torch.device("cpu"))  # the reference: what tests and plain loops compare against
@@ -103,10 +110,55 @@ def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
         raise SaltError(f"{name}: unknown value {value!r}; valid: {', '.join(valid)}")
 
 
+@dataclass(frozen=True)
+class CompileCost:
+    """What compiling costs once and saves a train step, on one kind of device."""
+
+    seconds: float  # one cold compilation of the train and eval graphs
+    saved_per_step: float  # seconds a compiled train step saves over an eager one
+
+    @property
+    def pays_from(self) -> int:
+        """Optimizer steps from which the saving repays the compilation."""
+        return math.ceil(self.seconds / self.saved_per_step)
+
+
+COMPILE_COST = {
+    # Measured on the 2-core AMD EPYC, 2026-12-06: the real-cpu U-Net (bf16, batch 32, 48 px,
+    # one thread, as every fold trains) compiled its graphs cold in 86 s; a step took 116 ms
+    # compiled against 137 ms eager (benchmarks/results.md, "Cold start").
+    "cpu": CompileCost(86.0, 0.021),
+    # The seed's first epoch on an H100 with a cold cache took 45.8 s (results.md, "Seed profile
+    # on one GPU"); what a compiled GPU step saves was not measured: 10 ms is an assumption.
+    "cuda": CompileCost(46.0, 0.010),
+}
+
+
+def compile_decision(setting: str, device: torch.device, train_steps: int | None) -> tuple[bool, str]:
+    """Whether to compile under runtime.compile `setting` ("auto", "on", "off") on `device`, for a
+    train stage of `train_steps` optimizer steps (every fold's; None: no training at hand), and why."""
+    if setting != "auto":
+        return setting == "on", f"runtime.compile: {setting}"
+    cost = COMPILE_COST.get(device.type)
+    if cost is None or train_steps is None:
+        return False, f"runtime.compile: auto: not compiled ({'no training' if cost else device.type})"
+    pays = train_steps >= cost.pays_from
+    return pays, (
+        f"runtime.compile: auto: {'compiled' if pays else 'not compiled'}: {train_steps:,} train steps, "
+        f"and on {device.type} compiling pays from ~{cost.pays_from:,} "
+        f"(~{cost.seconds:.0f} s once against {cost.saved_per_step * 1000:.0f} ms a step)"
+    )
+
+
 def policy(
-    precision: str = "auto", device: str = "auto", memory_format: str = "auto", compile: str = "auto"
+    precision: str = "auto",
+    device: str = "auto",
+    memory_format: str = "auto",
+    compile: str = "auto",
+    train_steps: int | None = None,
 ) -> Policy:
-    """Resolve the knobs (train.precision; runtime.device, memory_format, compile) on this machine."""
+    """Resolve the knobs (train.precision; runtime.device, memory_format, compile) on this machine;
+    `train_steps`: the train stage's optimizer steps, which runtime.compile auto weighs."""
     _check("train.precision", precision, PRECISIONS)
     _check("runtime.memory_format", memory_format, MEMORY_FORMATS)
     _check("runtime.compile", compile, COMPILE)
@@ -115,9 +167,9 @@ def policy(
     channels_last = memory_format == "channels_last" or (
         memory_format == "auto" and dev.type in ("cpu", "cuda")
     )
-    compiled = compile == "on" or (compile == "auto" and dev.type == "cuda")  # see the module docstring
+    compiled, _ = compile_decision(compile, dev, train_steps)
     if compiled and dev.type == "cpu":
-        _require_cpp_compiler()
+        _require_cpp_compiler(compile)
     return Policy(
         device=dev,
         autocast_dtype=torch.bfloat16 if bf16 else None,
@@ -126,21 +178,22 @@ def policy(
     )
 
 
-def _require_cpp_compiler() -> None:
+def _require_cpp_compiler(setting: str) -> None:
     # Inductor builds CPU kernels with $CXX (else g++); without one it fails only at the first
     # step, after the run has started, with a long traceback.
     cxx = os.environ.get("CXX", "g++")
     if shutil.which(cxx) is None:
         raise SaltError(
-            f"runtime.compile: on needs a C++ compiler on a CPU ({cxx}, from $CXX or the default, "
-            "is not installed): install g++ or set runtime.compile: off"
+            f"runtime.compile: {setting} compiles here, which on a CPU needs a C++ compiler ({cxx}, from "
+            "$CXX or the default, is not installed): install g++ or set runtime.compile: off"
         )
 
 
-def for_params(params: Params) -> Policy:
-    """The training policy of a params file."""
+def for_params(params: Params, train_steps: int | None = None) -> Policy:
+    """The training policy of a params file, for a train stage of `train_steps` optimizer steps
+    (saltseg.data.folds.train_steps; runtime.compile auto weighs them)."""
     rt = params.runtime
-    return policy(params.train.precision, rt.device, rt.memory_format, rt.compile)
+    return policy(params.train.precision, rt.device, rt.memory_format, rt.compile, train_steps)
 
 
 def for_inference(precision: str, runtime: RuntimeConfig) -> Policy:

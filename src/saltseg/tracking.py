@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from saltseg.config import Params, TrackingConfig, flat_params
+from saltseg.project import project_root
 from saltseg.reachability import check_reachable
 
 PIPELINE_KEY_TAG = "saltseg.pipeline_key"
@@ -39,16 +40,6 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 _KEY_SECTIONS = ("data", "split", "model", "augment", "train")
 # Files a pipeline run writes into the repository itself: they do not make the code dirty.
 _RECORDS = ("dvc.lock", "metrics", "plots", "registry.json", ".gitignore", "**/.gitignore")
-
-
-def project_root() -> Path:
-    """The repository a command works for.
-
-    `dvc exp run --temp` and queued experiments run in a throwaway copy under
-    .dvc/tmp/exps and set DVC_ROOT to the repository they came from: a store resolved
-    there survives the run and is the one the user opens.
-    """
-    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
@@ -116,11 +107,13 @@ def pipeline_key(params: Params, folds_csv: Path, data_hash: str, pseudo_hash: s
     the pseudo-label set it made (`pseudo_hash`, None for none), not through its params: a
     teacher alias that moves changes the set but not the params. Without pseudo-labels the
     key is what it was before they existed. The hardware policy is the one resolved on this
-    machine (saltseg.hardware.for_params), as training records it."""
+    machine for the stage's train steps (saltseg.hardware.for_params), as training records it."""
     from saltseg import hardware
+    from saltseg.data.folds import load_folds, stage_train_steps
 
     sections = {name: dataclasses.asdict(getattr(params, name)) for name in _KEY_SECTIONS}
-    identity = {"data_hash": data_hash, "policy": hardware.for_params(params).describe()}
+    policy = hardware.for_params(params, stage_train_steps(params, load_folds(folds_csv)))
+    identity = {"data_hash": data_hash, "policy": policy.describe()}
     identity |= {"pseudo_hash": pseudo_hash} if pseudo_hash else {}
     digest = hashlib.sha256(json.dumps({**identity, **sections}, sort_keys=True).encode())
     digest.update(Path(folds_csv).read_bytes())

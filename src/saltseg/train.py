@@ -308,6 +308,7 @@ def train_fold(
     log: LogFn | None = None,
     on_stage_start: Callable[[int, nn.Module], None] | None = None,
     pseudo: PseudoSet | None = None,
+    policy: Policy | None = None,
 ) -> dict[str, float]:
     """Train one fold through all stages; returns the metrics written to `paths.metrics`, with
     `train_seconds` added (the wall time goes to MLflow and the log, not to DVC's metrics:
@@ -316,12 +317,14 @@ def train_fold(
     `split` holds the training and validation indices into `prepared`. `key`
     identifies the configuration: a resume state with another key is ignored. The
     images of `pseudo` (test images with a teacher's masks) join the training images
-    only: validation, hence the kept checkpoint, sees labelled images alone.
+    only: validation, hence the kept checkpoint, sees labelled images alone. `policy`: how to
+    run, as the train stage resolved it for all its folds (default: `for_params(params)`, which
+    compiles under runtime.compile auto only where the caller gives the steps).
     """
     started = time.monotonic()
     torch.set_num_threads(params.train.threads)
     dist = distributed.context()  # one process unless started by torchrun
-    policy = dist.place(hardware.for_params(params))
+    policy = dist.place(policy or hardware.for_params(params))
     train_idx, val_idx = split
     transform = build_augment(params.augment, seed=params.train.seed)
     images, masks = prepared.images[train_idx], prepared.masks[train_idx]

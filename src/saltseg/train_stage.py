@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from saltseg import distributed, hardware, reachability, tracking
 from saltseg.config import Params, flat_params
-from saltseg.data.folds import development, fold_indices, load_folds
+from saltseg.data.folds import development, fold_indices, load_folds, stage_train_steps
 from saltseg.data.prepared import Prepared, load_prepared
 from saltseg.data.pseudo_set import PseudoSet, load_pseudo
 from saltseg.errors import SaltError
@@ -103,12 +103,13 @@ def run_fold(
     pseudo = _load_pseudo(pseudo_path, data_hash, prepared_path)
     pseudo_hash = pseudo.fingerprint if pseudo else None
     key = f"{tracking.pipeline_key(params, folds_csv, data_hash, pseudo_hash)}-fold{fold}"
-    policy = hardware.for_params(params)  # refuses a policy this machine cannot run, before any run exists
+    # Refuses a policy this machine cannot run, before any run exists.
+    policy = hardware.for_params(params, stage_train_steps(params, folds_df))
     if not force and finished(paths, key):
         return None
     dist = distributed.context()
     if not dist.is_main:  # under torchrun the other ranks only compute: rank 0 tracks and writes
-        return train_fold(params, prepared, split, fold, paths, key, pseudo=pseudo)
+        return train_fold(params, prepared, split, fold, paths, key, pseudo=pseudo, policy=policy)
     tracking.configure(params.tracking)
     parent_id = tracking.parent_run_id(params, folds_csv, data_hash, pseudo_hash)
     run_id = _fold_run_id(parent_id, params, fold, resuming=load_resume_state(paths, key) is not None)
@@ -123,7 +124,7 @@ def run_fold(
         if run_id is None:
             mlflow.log_params(flat_params(params) | {"fold": fold})
         metrics = train_fold(
-            params, prepared, split, fold, paths, key, pseudo=pseudo,
+            params, prepared, split, fold, paths, key, pseudo=pseudo, policy=policy,
             log=lambda m, step: mlflow.log_metrics(shown(m), step=step),
         )  # fmt: skip
         mlflow.log_metrics(

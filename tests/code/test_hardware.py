@@ -24,7 +24,7 @@ def test_auto_is_bf16_and_channels_last_on_a_cpu_with_native_bf16(monkeypatch):
     policy = hardware.policy("auto", "cpu")
     assert policy.autocast_dtype == torch.bfloat16 and policy.precision == "bf16"
     assert policy.memory_format == torch.channels_last
-    assert not policy.compile, "a one-off compilation costs more than a CPU fold saves"
+    assert not policy.compile, "no train steps at hand: nothing to repay a compilation"
     assert policy.describe() == "cpu bf16 channels_last"
     _cpu_bf16(monkeypatch, avx512_bf16=False, amx=True)
     assert hardware.policy("auto", "cpu").precision == "bf16"
@@ -46,16 +46,42 @@ def test_this_machine_reports_its_cpu_as_torch_sees_it():
 
 def test_compiling_on_a_cpu_needs_a_cpp_compiler(monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-saltseg")
-    with pytest.raises(SaltError, match=r"^runtime.compile: on needs a C\+\+ compiler .*no-such-compiler"):
+    needs = r"compiles here, which on a CPU needs a C\+\+ compiler .*no-such-compiler"
+    with pytest.raises(SaltError, match=rf"^runtime.compile: on {needs}"):
         hardware.policy("auto", "cpu", compile="on")
+    with pytest.raises(SaltError, match=rf"^runtime.compile: auto {needs}"):
+        hardware.policy("auto", "cpu", compile="auto", train_steps=10**6)
     assert not hardware.policy("auto", "cpu", compile="off").compile  # eager needs none
 
 
-def test_cuda_compiles_by_default(monkeypatch):
+def test_auto_compiles_where_the_steps_repay_one_compilation():
+    """CPU: 86 s once against 21 ms a step, from 4,096 steps (hand-computed: 86 / 0.021 = 4095.2)."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert hardware.COMPILE_COST["cpu"].pays_from == 4096
+    assert hardware.compile_decision("auto", cpu, 4096)[0]
+    assert not hardware.compile_decision("auto", cpu, 4095)[0]
+    # The real-cpu profile on 2,880 development images: 40 + 20 epochs compile, 4 + 2 do not.
+    steps_per_epoch = 5 * (2304 // 32)
+    assert hardware.compile_decision("auto", cpu, 60 * steps_per_epoch)[0]
+    compiled, why = hardware.compile_decision("auto", cpu, 6 * steps_per_epoch)
+    assert not compiled
+    assert why == (
+        "runtime.compile: auto: not compiled: 2,160 train steps, and on cpu compiling pays from "
+        "~4,096 (~86 s once against 21 ms a step)"
+    )
+    decide = hardware.compile_decision
+    assert decide("auto", cuda, 4600)[0] and not decide("auto", cuda, 4599)[0]
+    assert decide("auto", cpu, None) == (False, "runtime.compile: auto: not compiled (no training)")
+    assert hardware.compile_decision("on", cpu, 1) == (True, "runtime.compile: on")
+    assert hardware.compile_decision("off", cuda, 10**9) == (False, "runtime.compile: off")
+
+
+def test_cuda_compiles_a_long_run_by_default(monkeypatch):
     monkeypatch.setattr(hardware, "native_bf16", lambda device: device.type == "cuda")
-    policy = hardware.policy("auto", "cuda")  # a torch.device needs no GPU to exist
+    policy = hardware.policy("auto", "cuda", train_steps=32_000)  # a torch.device needs no GPU to exist
     assert (policy.precision, policy.memory_format, policy.compile) == ("bf16", torch.channels_last, True)
-    assert not hardware.policy("auto", "cuda", compile="off").compile
+    assert not hardware.policy("auto", "cuda", compile="off", train_steps=32_000).compile
+    assert not hardware.policy("auto", "cuda").compile
 
 
 @pytest.mark.parametrize(

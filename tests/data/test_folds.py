@@ -18,6 +18,7 @@ from saltseg.data.folds import (
     held_out_set,
     load_folds,
     make_folds,
+    train_steps,
     write_folds,
 )
 from saltseg.errors import SaltError
@@ -182,3 +183,16 @@ def test_no_fold_trains_or_validates_on_the_test_set(tmp_path):
     assert dev.fingerprint == prepared.fingerprint, "a subset keeps its data set's identity"
     assert fold_indices(dev.ids, dev_folds, 0)[1].size == fold_indices(ids, folds, 0)[1].size
     assert set(held_out_set(prepared, folds).ids) == held
+
+
+def test_train_steps_count_each_folds_whole_batches_without_the_test_set():
+    # 3 test images, folds 0/1/2 of 4, 3 and 5 images: fold 0 trains on 8, fold 1 on 9, fold 2 on 7.
+    folds_df = pd.DataFrame(
+        {"id": list("abcdefghijklmno"), "fold": [-1] * 3 + [0] * 4 + [1] * 3 + [2] * 5, "coverage_class": 0}
+    )
+    assert train_steps(folds_df, [0, 1, 2], batch_size=4, epochs=1) == 2 + 2 + 1
+    assert train_steps(folds_df, [0, 1, 2], batch_size=4, epochs=3) == 15
+    assert train_steps(folds_df, [1], batch_size=2, epochs=1) == 4  # the ninth image waits for the next epoch
+    # No more images than a batch: one step an epoch, as the loader gives them.
+    assert train_steps(folds_df, [0], batch_size=8, epochs=2) == 2
+    assert train_steps(folds_df, [2], batch_size=64, epochs=2) == 2

@@ -73,8 +73,10 @@ def train(
     another; rank 0 writes.
     """
     from saltseg.config import load_params
+    from saltseg.project import use_compile_cache
 
     params = load_params(params_file)  # first: a bad value fails in a blink, before torch loads
+    use_compile_cache()  # before torch computes its default; the fold processes inherit it
 
     from saltseg import distributed
     from saltseg.errors import SaltError
@@ -102,6 +104,7 @@ def train(
     from saltseg.tracking import tracking_uri
 
     check_reachable(tracking_uri(params.tracking))  # one line here, not one from every fold
+    _compile_once(params, folds)
 
     commands = {}
     for k in chosen:
@@ -110,6 +113,22 @@ def train(
         command += [arg for option, path in templates.items() for arg in (option, _of(path, k))]
         commands[k] = command + (["--pseudo", str(pseudo)] if pseudo else []) + (["--force"] if force else [])
     run_folds(commands, params.runtime.fold_jobs, params.train.threads)
+
+
+def _compile_once(params: Params, folds: Path) -> None:
+    """Say whether the folds compile and why; if they do, compile their graphs here, once, so
+    that every fold process reads them from the project's cache (saltseg.compile_cache)."""
+    from saltseg import hardware
+    from saltseg.data.folds import load_folds, stage_train_steps
+
+    steps = stage_train_steps(params, load_folds(folds))
+    policy = hardware.for_params(params, steps)
+    _, why = hardware.compile_decision(params.runtime.compile, policy.device, steps)
+    print(why, file=sys.stderr)
+    if policy.compile:
+        from saltseg.compile_cache import warm
+
+        warm(params, policy)
 
 
 def _of(path: Path, fold: int) -> str:

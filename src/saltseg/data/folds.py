@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from saltseg.atomic import atomic_file
-from saltseg.config import SplitConfig
+from saltseg.config import Params, SplitConfig
 from saltseg.data.prepared import Prepared
 from saltseg.errors import SaltError
 
@@ -141,6 +141,25 @@ def fold_indices(
     if fold not in labels:
         raise SaltError(f"{source}: no fold {fold}; the folds are {labels}")
     return np.flatnonzero((per_id != fold) & (per_id != TEST_FOLD)), np.flatnonzero(per_id == fold)
+
+
+def train_steps(folds_df: pd.DataFrame, folds: Sequence[int], batch_size: int, epochs: int) -> int:
+    """Optimizer steps that training every fold in `folds` takes: each fold's training images (the
+    other folds', never the test set) in whole batches (the loader drops a last partial one),
+    `epochs` times. Pseudo-labelled images, which join some runs, are not counted."""
+    sizes = folds_df["fold"].value_counts()
+    development = int(sizes.drop(TEST_FOLD, errors="ignore").sum())
+    steps = 0
+    for fold in folds:
+        n = development - int(sizes.get(fold, 0))
+        steps += epochs * (n // batch_size if n > batch_size else min(n, 1))
+    return steps
+
+
+def stage_train_steps(params: Params, folds_df: pd.DataFrame) -> int:
+    """`train_steps` of the train stage: every fold of split.folds through every stage's epochs."""
+    epochs = sum(stage.epochs for stage in params.train.stages)
+    return train_steps(folds_df, params.split.folds, params.train.batch_size, epochs)
 
 
 def _fold_of(prepared_ids: Sequence[str], folds_df: pd.DataFrame) -> np.ndarray:
