@@ -36,4 +36,4 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf synthetic prepared models metrics eval registry.json submission.csv mlflow.db mlartifacts site
+	rm -rf synthetic prepared models metrics eval registry.json submission.csv mlflow.db mlartifacts site .cache

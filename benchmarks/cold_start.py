@@ -2,7 +2,8 @@
 
 - `stage <compile>`: one `salt train` over every fold, as the pipeline's train stage runs it
   (runtime.fold_jobs at a time, MLflow, checkpoints, validation figures), with runtime.compile
-  `auto` (the decision by the stage's steps) or `on`, from an empty compile cache;
+  `auto` (the decision by the stage's steps) or `on`, from an empty compile cache; a setting
+  given twice runs again on the cache its first run left (a second experiment);
 - `plain`: the fp32 loop anyone writes first (train_job.py's `plain_ours`: the same model, loss,
   augmentation and epochs, eager, both threads), one process per fold, fold after fold.
 
@@ -12,7 +13,7 @@ the line the stage printed about compiling. Then what runtime.compile auto weigh
 time of a train step eager and compiled, on train.threads threads as a fold trains, each in a
 fresh process.
 
-    python benchmarks/cold_start.py --epochs 4 2 --out-markdown benchmarks/results.md   # ~15 min on 2 cores
+    python benchmarks/cold_start.py --epochs 4 2 --settings auto,on,on --out-markdown benchmarks/results.md
     python benchmarks/cold_start.py --epochs 40 20 --settings auto --out-markdown benchmarks/results.md
 
 Data: /work/shared/tgs (or --tgs DIR) ingested and prepared into a temporary folder, else the
@@ -44,14 +45,17 @@ def run_stage(setting: str, params_file: Path, prepared: Path, folds: Path, tmp:
     params["runtime"]["compile"] = setting
     mine = tmp / f"params-{setting}.yaml"
     mine.write_text(yaml.safe_dump(params, sort_keys=False))
-    out = tmp / f"stage-{setting}"
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp / f"cache-{setting}")  # cold: a new folder
+    cache = tmp / f"cache-{setting}"
+    warm = cache.exists()  # a setting's second run reads the cache its first run filled
+    out = tmp / f"stage-{setting}{'-warm' if warm else ''}"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache)
     wall, _ = timed_salt_train(mine, prepared, folds, out)
     log = out / "salt_train.log"
     n_folds = len(params["split"]["folds"])
     ious = [json.loads((out / f"metrics{k}.json").read_text())["best_val_iou"] for k in range(n_folds)]
     said = [ln for ln in log.read_text().splitlines() if ln.startswith(("runtime.compile", "compile:"))]
-    return {"job": f"stage, compile {setting}", "wall_s": wall, "val_iou": ious, "said": said}
+    job = f"stage, compile {setting}, cache {'warm' if warm else 'cold'}"
+    return {"job": job, "wall_s": wall, "val_iou": ious, "said": said}
 
 
 def run_plain(params_file: Path, prepared: Path, folds: Path) -> dict:
@@ -163,7 +167,7 @@ def main(argv: list[str]) -> None:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_options(p, default=(4, 2), quick=(1, 1))
-    p.add_argument("--settings", default="auto,on", help="runtime.compile values for the stage runs")
+    p.add_argument("--settings", default="auto,on", help="runtime.compile of each stage run, in order")
     p.add_argument("--out-markdown", type=Path, help="append the table to this file's cold-start section")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--params", type=Path, help=argparse.SUPPRESS)
