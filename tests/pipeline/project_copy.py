@@ -76,6 +76,9 @@ def pipeline_env(root: Path, site_cache: Path) -> dict[str, str]:
     env = _without_git_vars(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)  # the copy's params decide: its own SQLite file
     env.pop("MLFLOW_REGISTRY_URI", None)
+    # Any process that imported torch._dynamo (a pytest worker, after some test) carries inductor's
+    # /tmp default in this variable, which would pass for a user's choice: the copy picks its own.
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
     env |= {
         "DVC_NO_ANALYTICS": "1",
         "DVC_SITE_CACHE_DIR": str(site_cache),  # DVC's per-repo state stays in the test's tmp
