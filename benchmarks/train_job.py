@@ -218,6 +218,7 @@ def data_path(args: argparse.Namespace) -> dict:
     from saltseg import hardware
     from saltseg.data.augment import build_augment
     from saltseg.data.dataset import SaltDataset, SeededBatch
+    from saltseg.data.folds import load_folds, stage_train_steps
     from saltseg.loop import logits_of, train_targets
     from saltseg.losses import stage_train_loss
     from saltseg.models import build_model
@@ -233,7 +234,8 @@ def data_path(args: argparse.Namespace) -> dict:
     for batch in batches:
         collate(data.__getitems__(batch))
     augment = len(batches) * bs / (time.perf_counter() - started)
-    policy = hardware.for_params(params)
+    # As the train stage resolves it: runtime.compile auto weighs the stage's steps.
+    policy = hardware.for_params(params, stage_train_steps(params, load_folds(args.folds)))
     model = policy.place(build_model(cfg)).train()
     optimizer, loss_fn = torch.optim.Adam(model.parameters()), stage_train_loss(params.train, "bce")
     at_input = params.train.loss_at_input
