@@ -15,9 +15,9 @@ and serving use that (`for_inference`), whatever the machine that predicts.
 - compile: where it pays back for the run at hand (`compile_decision`): the train stage's
   optimizer steps (every fold's) times what a compiled step saves must exceed one cold
   compilation of the train and eval graphs, which the stage pays once for all its folds
-  (saltseg.compile_cache). On the 2-core CPU (the real-cpu U-Net, bf16, one thread a fold)
-  compiling cost 86 s and saved 21 ms a step (116 against 137 ms): it pays from ~4,100 steps,
-  so the real-cpu profile's 40 + 20 epochs compile (21,600 steps) and 4 + 2 do not (2,160).
+  (saltseg.compile_cache). In the real-cpu train stage on the 2-core CPU compiling cost 73 s and
+  saved 10.6 ms of stage time a step: it pays from ~6,900 steps, so the profile's 40 + 20 epochs
+  compile (21,600 steps) and 4 + 2 do not (2,160).
   The default profile's 360 steps on 300 synthetic images never do.
 """
 
@@ -124,10 +124,12 @@ class CompileCost:
 
 
 COMPILE_COST = {
-    # Measured on the 2-core AMD EPYC, 2026-12-06: the real-cpu U-Net (bf16, batch 32, 48 px,
-    # one thread, as every fold trains) compiled its graphs cold in 86 s; a step took 116 ms
-    # compiled against 137 ms eager (benchmarks/results.md, "Cold start").
-    "cpu": CompileCost(86.0, 0.021),
+    # The real-cpu train stage on the 2-core AMD EPYC, 2026-12-06 (benchmarks/results.md, "Cold
+    # start", 4 + 2 epochs): compiling the folds' graphs once took 73 s; the five folds' 2,160
+    # steps took 180 s compiled (cache warm) against 203 s eager: 10.6 ms of stage time a step.
+    # (One fold's step alone saves more, 148 -> 101 ms on its one thread, but five folds share two
+    # cores.) The two stage runs were apart: the boundary is uncertain by a few thousand steps.
+    "cpu": CompileCost(73.0, 0.0106),
     # The seed's first epoch on an H100 with a cold cache took 45.8 s (results.md, "Seed profile
     # on one GPU"); what a compiled GPU step saves was not measured: 10 ms is an assumption.
     "cuda": CompileCost(46.0, 0.010),
@@ -146,7 +148,7 @@ def compile_decision(setting: str, device: torch.device, train_steps: int | None
     return pays, (
         f"runtime.compile: auto: {'compiled' if pays else 'not compiled'}: {train_steps:,} train steps, "
         f"and on {device.type} compiling pays from ~{cost.pays_from:,} "
-        f"(~{cost.seconds:.0f} s once against {cost.saved_per_step * 1000:.0f} ms a step)"
+        f"(~{cost.seconds:.0f} s once against {cost.saved_per_step * 1000:.3g} ms a step)"
     )
 
 
