@@ -3,8 +3,9 @@
 Inductor keeps what it compiled on disk (FX graphs, AOTAutograd graphs, C++ kernels), keyed by
 the traced graph with its shapes and dtypes, the thread count, torch's version and inductor's
 settings: another model, batch, input size, precision or model code is a miss and compiles
-again, never a stale graph reused. By default that cache is /tmp/torchinductor_<user>, shared
-by every project on the machine and lost with /tmp. Here it is the project's own
+again (tests/pipeline/test_compile_cache.py changes the model code and sees it compile). By
+default that cache is /tmp/torchinductor_<user>, shared by every project on the machine and lost
+with /tmp. Here it is the project's own
 `.cache/torch-compile` (git-ignored): every experiment of the project finds it, also
 `dvc exp run --temp` and queued runs, which run in a copy under .dvc/tmp/exps and name the
 project in DVC_ROOT (saltseg.project). A TORCHINDUCTOR_CACHE_DIR set by the user wins.

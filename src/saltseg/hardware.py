@@ -18,7 +18,7 @@ and serving use that (`for_inference`), whatever the machine that predicts.
   (saltseg.compile_cache). In the real-cpu train stage on the 2-core CPU compiling cost 73 s and
   saved 10.6 ms of stage time a step: it pays from ~6,900 steps, so the profile's 40 + 20 epochs
   compile (21,600 steps) and 4 + 2 do not (2,160).
-  The default profile's 360 steps on 300 synthetic images never do.
+  The default profile's 360 steps on 300 synthetic images do not.
 """
 
 from __future__ import annotations

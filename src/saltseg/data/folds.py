@@ -145,8 +145,10 @@ def fold_indices(
 
 def train_steps(folds_df: pd.DataFrame, folds: Sequence[int], batch_size: int, epochs: int) -> int:
     """Optimizer steps that training every fold in `folds` takes: each fold's training images (the
-    other folds', never the test set) in whole batches (the loader drops a last partial one),
-    `epochs` times. Pseudo-labelled images, which join some runs, are not counted."""
+    other folds', not the test set) in whole batches, `epochs` times. The batching rule is
+    saltseg.loop.make_loader's (a last partial batch dropped unless it is the only one), written
+    again here because this layer loads no torch. Pseudo-labelled images, which join some runs,
+    are not counted."""
     sizes = folds_df["fold"].value_counts()
     development = int(sizes.drop(TEST_FOLD, errors="ignore").sum())
     steps = 0
