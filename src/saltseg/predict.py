@@ -12,6 +12,7 @@ equal the submission's: tests/code/test_predict.py).
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,19 @@ def champion_uri(registry_json: Path, prepared: Path | None, alias: bool = False
             )
     uri = f"models:/{record['name']}@{record['alias']}" if alias else record["champion_uri"]
     return uri, record["data_hash"]
+
+
+def model_source(
+    model_uri: str | None, models_dir: Path | None, eval_dir: Path | None, registry_json: Path
+) -> str:
+    """The model `load_ensemble` loads for these options, in words: local checkpoints, the URI
+    given, or the champion's version that registry.json records (read, not checked: load_ensemble
+    checks it against the data)."""
+    from saltseg.registry import read_record
+
+    if models_dir is not None:
+        return f"local checkpoints {models_dir} with {eval_dir}"
+    return model_uri or read_record(registry_json)["champion_uri"]
 
 
 def load_ensemble(
@@ -179,4 +193,7 @@ def run_predict(
     table = write_submission(out_csv, ids, masks)
     if probabilities is not None:
         write_probabilities(probabilities, ids, proba)
+    # With real and synthetic champions side by side, say which model predicted.
+    source = model_source(model_uri, models_dir, eval_dir, registry_json)
+    print(f"model: {source}, trained on data {ensemble.data_hash}", file=sys.stderr)
     return table

@@ -80,6 +80,9 @@ def champion_submission(tmp_path, monkeypatch, capsys, n: int) -> tuple[list[str
     )
     code, _, err = run_salt(monkeypatch, capsys, *args)
     assert code == 0, err
+    # It says which model predicts: the champion's version, for this data, from registry.json.
+    said = f"model: {record['champion_uri']}, trained on data {record['data_hash']}"
+    assert said in err.splitlines()
     return ids, images, check_submission(tmp_path / "sub.csv", ids)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from saltseg.config import Params
 from saltseg.errors import SaltError
 from saltseg.inference import Ensemble
-from saltseg.predict import champion_uri, load_ensemble
+from saltseg.predict import load_ensemble, model_source
 from saltseg.section.run import ModelInfo
 
 
@@ -44,10 +44,7 @@ def load_model(
         raise SaltError(
             "--model: this model takes each tile's depth (model.depth_channel); sections have none"
         )
-    if models_dir is not None:
-        uri, version = f"local checkpoints {models_dir} with {eval_dir}", "-"
-    else:
-        uri = model_uri or champion_uri(registry_json, prepared)[0]
-        version = _version(uri)
+    uri = model_source(model_uri, models_dir, eval_dir, registry_json)
+    version = "-" if models_dir is not None else _version(uri)
     info = ModelInfo(uri, version, ensemble.data_hash, ensemble.threshold, ensemble.min_area)
     return ensemble, info
