@@ -1,7 +1,8 @@
 """Ablation on the real data: each technique of the top TGS solutions switched on alone over a profile.
 
-Every arm trains the same folds of the same split with `salt train` (each fold a run in the
-project's MLflow store, under a pipeline run labelled `<profile>/<arm>`), then scores each fold
+Every arm trains the same folds of the same split with one `salt train` (side by side,
+runtime.fold_jobs at a time, as the train stage trains them; each fold a run in the project's
+MLflow store, under a pipeline run labelled `<profile>/<arm>`), then scores each fold
 on its held-out images exactly as the pipeline predicts them (flip TTA, the fold's snapshot
 ensemble when it has one) at the fixed threshold 0.5 with no minimum area: nothing is tuned on
 the predictions scored. The kept checkpoint is chosen on the same held-out images (the seed's
@@ -11,6 +12,9 @@ rule), alike in every arm.
     python benchmarks/ablation.py --folds 0 1         # every technique arm; or --arms baseline scse ...
     python benchmarks/ablation.py --arms pseudo --teacher models:/saltseg-ensemble/N   # after a full run
     python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
+    python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline label101 \
+        small_salt_x3 lovasz_symmetric empty_weight_02 \
+        --results docs/small_salt.json --out-markdown docs/small_salt.md
     python benchmarks/ablation.py --profile configs/budget.yaml --arms baseline px64_loss101 \
         px48_loss101 px48_short batch16 scse_budget ep42_20 f16 ema d4_34_16 d4_32_16 \
         ep32_24 batch64 aug_flips aug_strong monitor_score \
@@ -33,6 +37,8 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,6 +127,18 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "keep checkpoints on the competition metric (train.monitor val_score)",
         {"train.monitor": "val_score"},
     ),
+    # Small salt (--profile configs/real-cpu.yaml, docs/small_salt.md): what makes the model see
+    # tiles with under 10% salt, in the profile's time a fold.
+    "label101": (
+        "the has-salt label from the 101-px mask (the loss at 48 px had made 1-32 px of salt empty)",
+        {},
+    ),
+    "small_salt_x3": (
+        "tiles with 0-10% salt 3 times in the pool each epoch is drawn from",
+        {"train.small_salt_repeats": 3},
+    ),
+    "lovasz_symmetric": ("Lovasz hinge on salt and on sediment, averaged", {"train.lovasz_symmetric": True}),
+    "empty_weight_02": ("has-salt BCE weight 0.2 (profile: 0.05)", {"train.empty_weight": 0.2}),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
@@ -143,7 +161,8 @@ BUDGET_ARMS = (
     "aug_strong",
     "monitor_score",
 )  # over configs/budget.yaml (real-cpu as it stood)
-TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS and a != "pseudo"]  # the default
+SMALL_SALT_ARMS = ("label101", "small_salt_x3", "lovasz_symmetric", "empty_weight_02")  # over real-cpu
+TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 
 
 def _machine() -> str:
@@ -179,19 +198,29 @@ def arm_params(profile: Path, arm: str, teacher: str | None = None) -> dict:
     return params_to_dict(params_from_dict(values))  # validated
 
 
-def fold_score(prepared, folds_df, fold: int, fold_dir: Path, runtime) -> float:  # noqa: ANN001
-    """Competition score of the fold's held-out images predicted by its members (best.pt, or its
-    snapshots), flip TTA, threshold 0.5, no min area."""
+def fold_scores(prepared, folds_df, fold: int, fold_dir: Path, runtime) -> tuple[float, np.ndarray]:  # noqa: ANN001
+    """(competition score, per-image scores) of the fold's held-out images predicted by its
+    members (best.pt, or its snapshots), flip TTA, threshold 0.5, no min area."""
     from saltseg.data.folds import fold_indices
     from saltseg.inference import binarize, fold_members, load_models, predict_proba
-    from saltseg.metrics import competition_score
+    from saltseg.metrics import score_per_image
 
     _, val_idx = fold_indices(prepared.ids, folds_df, fold)
     (members,) = fold_members(fold_dir.parent, [fold]).values()
     models, cfg, policy = load_models(members, runtime)
     depths = prepared.depths[val_idx]
     proba = predict_proba(models, prepared.images[val_idx], cfg, True, 64, policy, depths)
-    return competition_score(prepared.masks[val_idx], binarize(proba, 0.5))
+    per_image = score_per_image(prepared.masks[val_idx], binarize(proba, 0.5))
+    return float(per_image.mean()), per_image
+
+
+def fold_classes(ids: np.ndarray, folds_df, fold: int) -> np.ndarray:  # noqa: ANN001
+    """The coverage class of each of the fold's held-out images, in fold_indices' order."""
+    from saltseg.data.folds import fold_indices
+
+    _, val_idx = fold_indices(ids, folds_df, fold)
+    by_id = folds_df.set_index("id")["coverage_class"]
+    return by_id.loc[ids[val_idx]].to_numpy()
 
 
 def run_arm(arm: str, args: argparse.Namespace) -> dict:
@@ -199,6 +228,7 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     from train_job import fold_seconds
 
     from saltseg.config import RuntimeConfig, params_from_dict
+    from saltseg.coverage_report import coverage_table
     from saltseg.data.folds import load_folds
     from saltseg.data.prepared import load_prepared
 
@@ -218,18 +248,25 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     folds_df = load_folds(args.folds_csv)
     runtime = params_from_dict(values).runtime
     result: dict = {"what": ARMS[arm][0], "folds": {}, "train_seconds": {}}
+    # The arm's folds in one `salt train`, runtime.fold_jobs at a time, as the train stage runs them.
+    cmd = [*salt, "train", *(f"--fold={fold}" for fold in args.folds), "--params", str(params_file)]
+    cmd += ["--pseudo", str(pseudo), "--prepared", str(args.prepared), "--folds", str(args.folds_csv)]
+    cmd += ["--out-dir", str(work / "fold{fold}"), "--metrics", str(work / "fold{fold}.json")]
+    cmd += ["--history", str(work / "fold{fold}.csv")]
+    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+    print(done.stdout, end="")
+    seconds = fold_seconds(done.stdout)
+    scores, classes, device = [], [], RuntimeConfig(runtime.device)
     for fold in args.folds:
-        fold_dir = work / f"fold{fold}"
-        metrics = work / f"fold{fold}.json"
-        cmd = [*salt, "train", "--fold", str(fold), "--params", str(params_file), "--pseudo", str(pseudo)]
-        cmd += ["--prepared", str(args.prepared), "--folds", str(args.folds_csv), "--out-dir", str(fold_dir)]
-        cmd += ["--metrics", str(metrics), "--history", str(work / f"fold{fold}.csv")]
-        done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-        print(done.stdout, end="")
-        result["folds"][str(fold)] = fold_score(
-            prepared, folds_df, fold, fold_dir, RuntimeConfig(runtime.device)
-        )
-        result["train_seconds"][str(fold)] = fold_seconds(done.stdout)[fold]
+        score, per_image = fold_scores(prepared, folds_df, fold, work / f"fold{fold}", device)
+        result["folds"][str(fold)] = score
+        result["train_seconds"][str(fold)] = seconds[fold]
+        scores.append(per_image)
+        classes.append(fold_classes(prepared.ids, folds_df, fold))
+    # Where small salt is lost: the mean score of each coverage class over the arm's folds.
+    table = coverage_table(np.concatenate(scores), np.concatenate(scores), np.concatenate(classes))
+    by_class = zip(table["class"], table["score"], strict=True)
+    result["by_coverage"] = {str(k): round(float(v), 4) for k, v in by_class}
     result["score"] = sum(result["folds"].values()) / len(result["folds"])
     result |= {
         "date": datetime.date.today().isoformat(),
@@ -253,20 +290,25 @@ def table(results: dict) -> str:
         f"(data {first['data']}); score = competition metric on each fold's held-out images, "
         "flip TTA, threshold 0.5, no minimum area (nothing tuned on what is scored). "
         "Made by `benchmarks/ablation.py`; every fold is a run in MLflow under `<profile>/<arm>`. "
-        "Differences under ~0.01 are within the noise of two folds. Train seconds are indicative "
-        "only: some arms shared the 2 cores with other jobs.",
+        "Differences under ~0.01 are within the noise of two folds. < 10% salt: the mean score of "
+        "the held-out images with salt on 0-10% of their pixels (where arms record it). Train "
+        "seconds are indicative only: some arms shared the 2 cores with other jobs.",
         "",
         "| arm | what | "
         + " | ".join(f"fold {k}" for k in first["folds"])
-        + " | mean | vs baseline | train s/fold | machine, date |",
-        "| --- | --- | " + " | ".join("---:" for _ in first["folds"]) + " | ---: | ---: | ---: | --- |",
+        + " | mean | vs baseline | < 10% salt | train s/fold | machine, date |",
+        "| --- | --- | "
+        + " | ".join("---:" for _ in first["folds"])
+        + " | ---: | ---: | ---: | ---: | --- |",
     ]
     for arm, r in results.items():
         delta = f"{r['score'] - base:+.3f}" if base is not None and arm != "baseline" else ""
         seconds = sum(r["train_seconds"].values()) / len(r["train_seconds"])
         folds = " | ".join(f"{r['folds'][k]:.3f}" for k in first["folds"])
+        small = r.get("by_coverage", {}).get("1")  # coverage class 1: under 10% salt
+        small = "" if small is None else f"{small:.3f}"
         lines.append(
-            f"| {arm} | {r['what']} | {folds} | {r['score']:.3f} | {delta} | {seconds:.0f} | "
+            f"| {arm} | {r['what']} | {folds} | {r['score']:.3f} | {delta} | {small} | {seconds:.0f} | "
             f"{r['machine']}, {r['date']} |"
         )
     return "\n".join(lines) + "\n"

@@ -240,6 +240,11 @@ class TrainConfig:
     snapshots: bool = False
     monitor: str = "val_iou"  # a checkpoint is kept only when this improves
     lovasz_elu: bool = False  # elu(x)+1 instead of relu(x) in the Lovasz hinge
+    # The Lovasz hinge of the salt class and of the sediment class (logits negated), averaged.
+    lovasz_symmetric: bool = False
+    # Tiles with salt on at most 10% of their pixels stand this many times in the pool each
+    # epoch's images are drawn from (saltseg.data.dataset.small_salt_draws); 1: a plain shuffle.
+    small_salt_repeats: int = 1
     # Where the training loss compares prediction and mask: "original", the logits mapped back to
     # the 101-px tile; "input", the model's own input_size with the mask mapped to it (as the seed
     # trains at 128 px), cheaper when input_size < 101. Validation always scores the 101-px tile.
@@ -263,6 +268,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
         _require(self.threads >= 1, "threads", ">= 1", self.threads)
+        _require(self.small_salt_repeats >= 1, "small_salt_repeats", ">= 1", self.small_salt_repeats)
         _require(len(self.stages) >= 1, "stages", "a non-empty list of stages", [])
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _require(self.weight_decay >= 0, "weight_decay", ">= 0", self.weight_decay)

@@ -25,17 +25,23 @@ from saltseg.weight_average import WeightAverage
 
 
 def make_loader(
-    dataset: SaltDataset, batch_size: int, runtime: RuntimeConfig, policy: Policy, dist: Context
+    dataset: SaltDataset,
+    batch_size: int,
+    runtime: RuntimeConfig,
+    policy: Policy,
+    dist: Context,
+    draws: np.ndarray | None = None,
 ) -> DataLoader:
     """One loader for the whole fold: worker processes persist across epochs and stages.
 
     `batch_size` is the global batch; under torchrun each process loads its share of it.
+    `draws`: how often each image stands in the pool an epoch is drawn from (EpochBatches).
     Call `loader.batch_sampler.set_epoch(seed)` before each pass.
     """
     workers = runtime.num_workers
     dist.batch_size(batch_size)  # refuses a batch the processes cannot share evenly
     drop_last = len(dataset) > batch_size
-    sampler = EpochBatches(len(dataset), batch_size, drop_last, dist.rank, dist.world_size)
+    sampler = EpochBatches(len(dataset), batch_size, drop_last, dist.rank, dist.world_size, draws)
     return DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -92,14 +98,19 @@ def train_epoch(
     """One pass over the loader (`forward` is `model`, maybe compiled); returns the mean loss.
 
     `loss_fn` takes what the model answers in training mode: logits, or a SegOutput
-    (saltseg.losses.get_train_loss takes both); `at_input` computes it at the model's
+    (saltseg.losses.get_train_loss takes both), the targets and each tile's has-salt label
+    (from its 101-px mask); `at_input` computes it at the model's
     input_size (train.loss_at "input"); `average`, if any, follows every step."""
     model.train()
     total = torch.zeros((), device=policy.device)
     count = 0
     for x, y, depths in loader:
-        targets = train_targets(y.to(policy.device, non_blocking=True), cfg, at_input)
-        loss = loss_fn(logits_of(forward, x, cfg, policy, depths, at_input), targets)
+        y = y.to(policy.device, non_blocking=True)
+        # Whether the tile holds salt, from its 101-px mask: a body of a few pixels may vanish
+        # from the mask resized for the loss, and the has-salt head must still call it salt.
+        salt = y.flatten(1).amax(dim=1)
+        logits = logits_of(forward, x, cfg, policy, depths, at_input)
+        loss = loss_fn(logits, train_targets(y, cfg, at_input), salt)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -59,8 +59,20 @@ def _lovasz_rows(logits: torch.Tensor, labels: torch.Tensor, elu: bool) -> torch
     return (hinge * weights).sum(dim=1)
 
 
+def _lovasz(x: torch.Tensor, y: torch.Tensor, elu: bool, symmetric: bool) -> torch.Tensor:
+    """Lovasz hinge of each row of (R, P) logits and labels; `symmetric`: the mean of the salt
+    class's and the sediment class's (logits and labels negated), as some top TGS solutions
+    trained, so that an empty mask weighs its false positives like a salty one its misses."""
+    loss = _lovasz_rows(x, y, elu)
+    return (loss + _lovasz_rows(-x, 1.0 - y, elu)) / 2 if symmetric else loss
+
+
 def lovasz_hinge(
-    logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True, elu: bool = False
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    per_image: bool = True,
+    elu: bool = False,
+    symmetric: bool = False,
 ) -> torch.Tensor:
     """Lovasz hinge loss: the Lovasz extension of the Jaccard loss applied to hinge errors.
 
@@ -71,7 +83,7 @@ def lovasz_hinge(
     x, y = _flat(logits, targets)
     if not per_image:
         x, y = x.reshape(1, -1), y.reshape(1, -1)
-    return _lovasz_rows(x, y, elu).mean()
+    return _lovasz(x, y, elu, symmetric).mean()
 
 
 def _unknown(name: str) -> SaltError:
@@ -84,18 +96,20 @@ def bce_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(x, y, reduction="none").mean(dim=1)
 
 
-def lovasz_per_image(logits: torch.Tensor, targets: torch.Tensor, elu: bool = False) -> torch.Tensor:
+def lovasz_per_image(
+    logits: torch.Tensor, targets: torch.Tensor, elu: bool = False, symmetric: bool = False
+) -> torch.Tensor:
     """The Lovasz hinge of each image; (N,). `lovasz_hinge(per_image=True)` is their mean."""
-    return _lovasz_rows(*_flat(logits, targets), elu)
+    return _lovasz(*_flat(logits, targets), elu, symmetric)
 
 
-def image_losses(name: str, elu: bool = False) -> LossFn:
+def image_losses(name: str, elu: bool = False, symmetric: bool = False) -> LossFn:
     """The loss called `name` per image, (logits, targets) -> (N,): the stage loss is their
     mean (for BCE because every image has as many pixels)."""
     if name == "bce":
         return bce_per_image
     if name == "lovasz":
-        return partial(lovasz_per_image, elu=elu)
+        return partial(lovasz_per_image, elu=elu, symmetric=symmetric)
     raise _unknown(name)
 
 
@@ -108,19 +122,23 @@ def empty_head_loss(
     image_loss: LossFn,
     aux_weight: float,
     empty_weight: float,
+    salt: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The loss of a model with the empty head (models/heads.py); a scalar float32 tensor.
 
     stage_loss(logits, targets) + aux_weight * mean over the levels of the mean of
     image_loss(aux level, targets) over the images with salt + empty_weight *
-    BCE(has_salt, targets non-empty). logits and each aux (N, 1, H, W), has_salt (N,),
-    targets {0, 1} (N, 1, H, W). Empty images teach the decoder levels nothing the has-salt
+    BCE(has_salt, salt). logits and each aux (N, 1, H, W), has_salt (N,), targets {0, 1}
+    (N, 1, H, W); salt {0, 1} (N,): whether each image holds salt, by default whether its
+    target does (training at a smaller size passes the label of the 101-px mask, which a few
+    pixels of salt keep non-empty). Empty images teach the decoder levels nothing the has-salt
     head does not learn better, so deep supervision sees salt only. The masked mean is a
     weighted sum, not an index: no host sync, and a batch without salt still sends a (zero)
     gradient through every output, as DDP requires of each parameter.
     """
     n = targets.shape[0]
-    salt = (targets.reshape(n, -1) > 0).any(dim=1).float()
+    salt = (targets.reshape(n, -1) > 0).any(dim=1) if salt is None else salt
+    salt = salt.float()
     loss = stage_loss(logits, targets)
     if aux:
         per_level = [(image_loss(level, targets) * salt).sum() / salt.sum().clamp(min=1) for level in aux]
@@ -128,30 +146,35 @@ def empty_head_loss(
     return loss + empty_weight * F.binary_cross_entropy_with_logits(has_salt.float(), salt)
 
 
-def get_train_loss(name: str, elu: bool, aux_weight: float, empty_weight: float) -> TrainLossFn:
+def get_train_loss(
+    name: str, elu: bool, aux_weight: float, empty_weight: float, symmetric: bool = False
+) -> TrainLossFn:
     """The training loss of a stage: the loss `name` on plain logits, and `empty_head_loss`
-    on the (logits, aux, has_salt) a model with the empty head returns in training mode."""
-    stage_loss, image_loss = get_loss(name, elu), image_losses(name, elu)
+    on the (logits, aux, has_salt) a model with the empty head returns in training mode. It
+    takes (output, targets) or (output, targets, salt): see empty_head_loss."""
+    stage_loss, image_loss = get_loss(name, elu, symmetric), image_losses(name, elu, symmetric)
 
-    def loss(output: torch.Tensor | Sequence, targets: torch.Tensor) -> torch.Tensor:
+    def loss(
+        output: torch.Tensor | Sequence, targets: torch.Tensor, salt: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if isinstance(output, torch.Tensor):
             return stage_loss(output, targets)
         logits, aux, has_salt = output
-        args = (stage_loss, image_loss, aux_weight, empty_weight)
+        args = (stage_loss, image_loss, aux_weight, empty_weight, salt)
         return empty_head_loss(logits, aux, has_salt, targets, *args)
 
     return loss
 
 
 def stage_train_loss(cfg: TrainConfig, name: str) -> TrainLossFn:
-    """salt train's loss for a stage whose loss is `name`, with `cfg`'s elu and head weights."""
-    return get_train_loss(name, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight)
+    """salt train's loss for a stage whose loss is `name`, with `cfg`'s Lovasz form and head weights."""
+    return get_train_loss(name, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight, cfg.lovasz_symmetric)
 
 
-def get_loss(name: str, elu: bool = False) -> LossFn:
+def get_loss(name: str, elu: bool = False, symmetric: bool = False) -> LossFn:
     """The loss called `name` ("bce" | "lovasz") as a callable(logits, targets) -> scalar."""
     if name == "bce":
         return bce
     if name == "lovasz":
-        return partial(lovasz_hinge, per_image=True, elu=elu)
+        return partial(lovasz_hinge, per_image=True, elu=elu, symmetric=symmetric)
     raise _unknown(name)

@@ -43,7 +43,7 @@ from saltseg import distributed, hardware, progress
 from saltseg.atomic import atomic_file, write_text
 from saltseg.config import Params, TrainConfig, oriented
 from saltseg.data.augment import build_augment
-from saltseg.data.dataset import SaltDataset
+from saltseg.data.dataset import SaltDataset, small_salt_draws
 from saltseg.data.prepared import Prepared
 from saltseg.data.pseudo_set import PseudoSet
 from saltseg.distributed import Context
@@ -333,7 +333,9 @@ def train_fold(
         images, masks = np.concatenate([images, pseudo.images]), np.concatenate([masks, pseudo.masks])
         depths = np.concatenate([depths, pseudo.depths.astype(depths.dtype)])
     dataset = SaltDataset(images, masks, transform, depths)
-    loader = make_loader(dataset, params.train.batch_size, params.runtime, policy, dist)
+    repeats = params.train.small_salt_repeats
+    draws = small_salt_draws(masks, repeats) if repeats > 1 else None  # None: the plain shuffle
+    loader = make_loader(dataset, params.train.batch_size, params.runtime, policy, dist, draws)
     val = Validation.on(policy, prepared.images[val_idx], prepared.masks[val_idx], prepared.depths[val_idx])
     data_hash = prepared.fingerprint
     pseudo_hash = pseudo.fingerprint if pseudo else None

@@ -228,3 +228,32 @@ def test_train_loss_is_the_stage_loss_on_plain_logits() -> None:
     structured = get_train_loss("bce", False, 0.1, 0.05)((logits, (logits,), has_salt), labels)
     expected = empty_head_loss(logits, (logits,), has_salt, labels, bce, bce_per_image, 0.1, 0.05)
     assert torch.equal(structured, expected)
+
+
+def test_symmetric_lovasz_averages_the_salt_and_the_sediment_class() -> None:
+    """An empty mask, logits [0.5, -3] (hand-computed): the salt class's hinge errors are
+    [1.5, 0] with Jaccard increments [1, 0] -> 1.5; the sediment class (logits negated, every
+    pixel its class) has errors [1.5, 0] with increments [0.5, 0.5] -> 0.75; their mean 1.125."""
+    logits, labels = torch.tensor([[[0.5, -3.0]]]), torch.zeros(1, 1, 2)
+    assert lovasz_hinge(logits, labels).item() == pytest.approx(1.5)
+    assert lovasz_hinge(logits, labels, symmetric=True).item() == pytest.approx(1.125)
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(3, 4, 4)), (rng.random((3, 4, 4)) > 0.6).astype(np.float64)
+    expected = (reference(x, y, True, False) + reference(-x, 1 - y, True, False)) / 2
+    got = get_loss("lovasz", symmetric=True)(torch.tensor(x), torch.tensor(y))
+    assert got.item() == pytest.approx(expected, rel=1e-5)
+    rows = image_losses("lovasz", symmetric=True)(torch.tensor(x), torch.tensor(y))
+    assert rows.mean().item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_has_salt_label_given_wins_over_the_resized_target() -> None:
+    """A body of a few pixels can vanish from a mask resized for the loss: the caller's label
+    of the 101-px mask (1) teaches the head "salt", not the empty target's 0."""
+    logits, targets, has_salt = torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), torch.tensor([0.7])
+    labelled = get_train_loss("bce", False, 0.1, 1.0)((logits, (), has_salt), targets, torch.ones(1))
+    expected = bce(logits, targets) + F.binary_cross_entropy_with_logits(has_salt, torch.ones(1))
+    assert labelled.item() == pytest.approx(expected.item(), rel=1e-6)
+    from_target = get_train_loss("bce", False, 0.1, 1.0)((logits, (), has_salt), targets)
+    assert from_target.item() == pytest.approx(
+        (bce(logits, targets) + F.binary_cross_entropy_with_logits(has_salt, torch.zeros(1))).item(), rel=1e-6
+    )

@@ -18,7 +18,7 @@ from tiny_training import kill_in_stage_two, tiny_params
 
 from saltseg.config import AugmentConfig, RuntimeConfig
 from saltseg.data.augment import build_augment
-from saltseg.data.dataset import SaltDataset
+from saltseg.data.dataset import EpochBatches, SaltDataset, small_salt_draws
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import load_prepared
 from saltseg.distributed import Context
@@ -446,3 +446,62 @@ def test_a_finished_fold_is_not_trained_again(tiny_data, tmp_path):
     assert len(live_runs()) == before and (tmp_path / "model" / "best.pt").read_bytes() == weights
     subprocess.run([*command, "--force"], check=True, env=env, capture_output=True)
     assert len(live_runs()) == before, "the retrained fold replaces its run under the same parent"
+
+
+def test_small_salt_draws_count_the_tiles_with_up_to_ten_percent_salt():
+    masks = np.zeros((4, 10, 10), bool)
+    masks[1, 0, :1] = True  # 1%
+    masks[2, :1, :] = True  # 10%: still small
+    masks[3, :2, :] = True  # 20%
+    assert small_salt_draws(masks, 3).tolist() == [1, 3, 3, 1]
+
+
+def test_drawing_with_repeats_keeps_the_epoch_and_shows_small_salt_more_often():
+    plain, ones = (
+        EpochBatches(10, 4, drop_last=True),
+        EpochBatches(10, 4, drop_last=True, draws=np.ones(10, int)),
+    )
+    draws = np.array([4, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # image 0 small salt, 4 times in the pool
+    weighted = EpochBatches(10, 4, drop_last=True, draws=draws)
+    seen = {"plain": 0, "weighted": 0}
+    for seed in range(200):
+        for sampler in (plain, ones, weighted):
+            sampler.set_epoch(seed)
+        batches = list(weighted)
+        assert len(batches) == len(plain) == 2 and all(len(b.indices) == 4 for b in batches)
+        assert list(ones) == list(plain)  # draws of 1: the plain shuffle, batch for batch
+        seen["plain"] += sum(b.indices.count(0) for b in plain)
+        seen["weighted"] += sum(b.indices.count(0) for b in batches)
+    # 8 of 10 images a pass: plain 0.8 of image 0 an epoch; 8 of a pool of 13 holding it 4 times: ~2.5
+    assert abs(seen["plain"] / 200 - 0.8) < 0.1
+    assert abs(seen["weighted"] / 200 - 8 * 4 / 13) < 0.25
+
+
+def test_the_has_salt_label_is_the_101_px_masks_when_the_loss_is_at_input_size():
+    """One pixel of salt disappears from the 48-px target; the label the loss gets keeps it."""
+    from saltseg.config import ModelConfig
+    from saltseg.loop import train_epoch
+    from saltseg.models import build_model
+
+    masks = np.zeros((2, 101, 101), bool)
+    masks[0, 50, 50] = True
+    images = np.full((2, 101, 101), 128, np.uint8)
+    cfg = ModelConfig(input_size=48, depth=2, start_filters=4, empty_head=True)
+    loader = make_loader(SaltDataset(images, masks), 2, RuntimeConfig(), FP32_CPU, Context())
+    loader.batch_sampler.set_epoch(0)
+    seen = []
+
+    def loss_fn(output, targets, salt):
+        seen.append((targets.flatten(1).amax(1).tolist(), sorted(salt.tolist())))
+        return output.logits.mean()
+
+    model = build_model(cfg)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+
+    class Bar:
+        def advance(self, n):
+            pass
+
+    train_epoch(model, model, loader, loss_fn, optimizer, cfg, FP32_CPU, Bar(), at_input=True)
+    ((targets_max, salt),) = seen
+    assert targets_max == [0.0, 0.0] and salt == [0.0, 1.0]

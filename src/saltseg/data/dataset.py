@@ -35,12 +35,25 @@ class EpochBatches(Sampler[SeededBatch]):
     """Shuffled batches of range(n); `set_epoch(seed)` before each pass picks order and seeds.
 
     `rank` of `world_size` processes gets its share of every batch: the same order on every
-    rank, disjoint shares, one augmentation seed per batch and rank.
+    rank, disjoint shares, one augmentation seed per batch and rank. `draws` (n,) ints >= 1: image
+    i stands `draws[i]` times in the pool each epoch's n images are drawn from without replacement
+    (`small_salt_draws`); an epoch keeps its n images and its steps, and may hold an image twice.
     """
 
-    def __init__(self, n: int, batch_size: int, drop_last: bool, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        drop_last: bool,
+        rank: int = 0,
+        world_size: int = 1,
+        draws: np.ndarray | None = None,
+    ) -> None:
         self.n, self.batch_size, self.drop_last, self.seed = n, batch_size, drop_last, 0
         self.rank, self.world_size = rank, world_size
+        self.pool = (
+            None if draws is None else torch.repeat_interleave(torch.arange(n), torch.as_tensor(draws))
+        )
 
     def set_epoch(self, seed: int) -> None:
         self.seed = seed
@@ -50,12 +63,26 @@ class EpochBatches(Sampler[SeededBatch]):
 
     def __iter__(self) -> Iterator[SeededBatch]:
         generator = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(self.n, generator=generator).tolist()
+        if self.pool is None:
+            order = torch.randperm(self.n, generator=generator).tolist()
+        else:
+            order = self.pool[torch.randperm(len(self.pool), generator=generator)[: self.n]].tolist()
         # One column of seeds per rank: with one process, the same numbers as a flat draw.
         seeds = torch.randint(2**31, (len(self), self.world_size), generator=generator)[:, self.rank]
         for b, seed in enumerate(seeds.tolist()):
             batch = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield SeededBatch(seed, batch[self.rank :: self.world_size])
+
+
+# Salt on at most this share of a tile makes it small salt: the TGS coverage bin models lose most on.
+SMALL_SALT = 0.1
+
+
+def small_salt_draws(masks: np.ndarray, repeats: int) -> np.ndarray:
+    """int64 (N,) `EpochBatches` draws: `repeats` for a mask (N, H, W) with salt on at most
+    SMALL_SALT of its pixels (and some), 1 for the others."""
+    coverage = masks.reshape(len(masks), -1).mean(axis=1, dtype=np.float64)
+    return np.where((coverage > 0) & (coverage <= SMALL_SALT), repeats, 1).astype(np.int64)
 
 
 class SaltDataset(Dataset):
