@@ -139,6 +139,14 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
     ),
     "lovasz_symmetric": ("Lovasz hinge on salt and on sediment, averaged", {"train.lovasz_symmetric": True}),
     "empty_weight_02": ("has-salt BCE weight 0.2 (profile: 0.05)", {"train.empty_weight": 0.2}),
+    "small_salt_x6": (
+        "tiles with 0-10% salt 6 times in the pool each epoch is drawn from",
+        {"train.small_salt_repeats": 6},
+    ),
+    "px64_input": (
+        "64 px, loss at 64 px, 24 + 12 epochs (about the profile's time a fold)",
+        {"model.input_size": 64, "train.stages": _stages(24, 12)},
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
@@ -161,7 +169,14 @@ BUDGET_ARMS = (
     "aug_strong",
     "monitor_score",
 )  # over configs/budget.yaml (real-cpu as it stood)
-SMALL_SALT_ARMS = ("label101", "small_salt_x3", "lovasz_symmetric", "empty_weight_02")  # over real-cpu
+SMALL_SALT_ARMS = (
+    "label101",
+    "small_salt_x3",
+    "lovasz_symmetric",
+    "empty_weight_02",
+    "small_salt_x6",
+    "px64_input",
+)  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 
 
