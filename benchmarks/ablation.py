@@ -13,7 +13,7 @@ rule), alike in every arm.
     python benchmarks/ablation.py --arms pseudo --teacher models:/saltseg-ensemble/N   # after a full run
     python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
     python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline label101 \
-        small_salt_x3 lovasz_symmetric empty_weight_02 \
+        small_salt_x3 lovasz_symmetric small_salt_x6 small_salt_x2 px64_input \
         --results docs/small_salt.json --out-markdown docs/small_salt.md
     python benchmarks/ablation.py --profile configs/budget.yaml --arms baseline px64_loss101 \
         px48_loss101 px48_short batch16 scse_budget ep42_20 f16 ema d4_34_16 d4_32_16 \
@@ -138,7 +138,10 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         {"train.small_salt_repeats": 3},
     ),
     "lovasz_symmetric": ("Lovasz hinge on salt and on sediment, averaged", {"train.lovasz_symmetric": True}),
-    "empty_weight_02": ("has-salt BCE weight 0.2 (profile: 0.05)", {"train.empty_weight": 0.2}),
+    "small_salt_x2": (
+        "tiles with 0-10% salt twice in the pool each epoch is drawn from",
+        {"train.small_salt_repeats": 2},
+    ),
     "small_salt_x6": (
         "tiles with 0-10% salt 6 times in the pool each epoch is drawn from",
         {"train.small_salt_repeats": 6},
@@ -173,7 +176,7 @@ SMALL_SALT_ARMS = (
     "label101",
     "small_salt_x3",
     "lovasz_symmetric",
-    "empty_weight_02",
+    "small_salt_x2",
     "small_salt_x6",
     "px64_input",
 )  # over configs/real-cpu.yaml
