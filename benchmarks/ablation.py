@@ -13,7 +13,7 @@ rule), alike in every arm.
     python benchmarks/ablation.py --arms pseudo --teacher models:/saltseg-ensemble/N   # after a full run
     python benchmarks/ablation.py --table             # docs/ablation.md from docs/ablation.json
     python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline label101 \
-        small_salt_x3 lovasz_symmetric small_salt_x6 small_salt_x2 px64_input \
+        small_salt_x3 lovasz_symmetric small_salt_x6 small_salt_x2 px64_input focal \
         --results docs/small_salt.json --out-markdown docs/small_salt.md
     python benchmarks/ablation.py --profile configs/budget.yaml --arms baseline px64_loss101 \
         px48_loss101 px48_short batch16 scse_budget ep42_20 f16 ema d4_34_16 d4_32_16 \
@@ -146,6 +146,15 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "tiles with 0-10% salt 6 times in the pool each epoch is drawn from",
         {"train.small_salt_repeats": 6},
     ),
+    "focal": (
+        "focal BCE (gamma 2) instead of BCE in stage 1",
+        {
+            "train.stages": [
+                {"loss": "focal", "epochs": 40, "lr": 0.005},
+                {"loss": "lovasz", "epochs": 20, "lr": 0.001},
+            ]
+        },
+    ),
     "px64_input": (
         "64 px, loss at 64 px, 24 + 12 epochs (about the profile's time a fold)",
         {"model.input_size": 64, "train.stages": _stages(24, 12)},
@@ -179,6 +188,7 @@ SMALL_SALT_ARMS = (
     "small_salt_x2",
     "small_salt_x6",
     "px64_input",
+    "focal",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 

@@ -144,7 +144,7 @@ def test_get_loss() -> None:
     assert get_loss("lovasz")(logits, labels).item() == pytest.approx(1.0)
     # elu: both pixels have error 1 -> elu(1) + 1 = 2, times Delta = 1.
     assert get_loss("lovasz", elu=True)(logits, labels).item() == pytest.approx(2.0)
-    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, lovasz"):
+    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, focal, lovasz"):
         get_loss("dice")
 
 
@@ -169,7 +169,7 @@ def test_per_image_losses_average_to_the_stage_losses() -> None:
         assert rows.mean().item() == pytest.approx(lovasz_hinge(logits, labels, elu=elu).item())
         assert torch.equal(image_losses("lovasz", elu)(logits, labels), rows)
     assert image_losses("bce") is bce_per_image
-    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, lovasz"):
+    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, focal, lovasz"):
         image_losses("dice")
 
 
@@ -257,3 +257,13 @@ def test_the_has_salt_label_given_wins_over_the_resized_target() -> None:
     assert from_target.item() == pytest.approx(
         (bce(logits, targets) + F.binary_cross_entropy_with_logits(has_salt, torch.zeros(1))).item(), rel=1e-6
     )
+
+
+def test_focal_bce_weighs_each_pixel_by_its_error_squared() -> None:
+    """Hand-computed: logit 0 on salt, p_t 0.5: 0.25 ln 2; logit ln 3 on salt, p_t 0.75:
+    0.0625 ln(4/3); logit ln 3 on sediment, p_t 0.25: 0.5625 ln 4."""
+    logits = torch.tensor([[[0.0, math.log(3.0), math.log(3.0)]]])
+    labels = torch.tensor([[[1.0, 1.0, 0.0]]])
+    terms = [0.25 * math.log(2), 0.0625 * math.log(4 / 3), 0.5625 * math.log(4)]
+    assert get_loss("focal")(logits, labels).item() == pytest.approx(sum(terms) / 3, rel=1e-6)
+    assert image_losses("focal")(logits, labels).tolist() == pytest.approx([sum(terms) / 3], rel=1e-6)
