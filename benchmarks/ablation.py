@@ -147,7 +147,7 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         {"train.small_salt_repeats": 6},
     ),
     "focal": (
-        "focal BCE (gamma 2) instead of BCE in stage 1",
+        "focal BCE (gamma 2) in stage 1, over the profile with small salt 3x (compare small_salt_x3)",
         {
             "train.stages": [
                 {"loss": "focal", "epochs": 40, "lr": 0.005},
