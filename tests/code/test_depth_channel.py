@@ -66,7 +66,7 @@ def test_training_step_feeds_the_depths_to_the_stem():
 
     from saltseg.data.dataset import SaltDataset
     from saltseg.loop import train_epoch
-    from saltseg.losses import get_loss
+    from saltseg.losses import get_train_loss
 
     class Bar:
         def advance(self, n: int) -> None:
@@ -79,7 +79,9 @@ def test_training_step_feeds_the_depths_to_the_stem():
     before = model.stem.weight.detach().clone()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     loader = DataLoader(data, batch_size=4)
-    train_epoch(model, model, loader, get_loss("bce"), optimizer, DEPTH, FP32_CPU, Bar())
+    train_epoch(
+        model, model, loader, get_train_loss("bce", False, 0.1, 0.05), optimizer, DEPTH, FP32_CPU, Bar()
+    )
     # The depth plane's kernels (input channel 1) learnt from it: a constant 0 plane would leave
     # their gradient zero and the step would not move them.
     assert not torch.equal(model.stem.weight[:, 1], before[:, 1])
