@@ -39,13 +39,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _stages(bce: int, lovasz: int) -> list[dict]:
-    """BCE then Lovasz epochs at configs/real-cpu.yaml's learning rates."""
-    return [{"loss": "bce", "epochs": bce, "lr": 0.005}, {"loss": "lovasz", "epochs": lovasz, "lr": 0.001}]
+def _stages(first: int, lovasz: int, loss: str = "bce") -> list[dict]:
+    """`first` epochs of `loss`, then `lovasz` of Lovasz, at configs/real-cpu.yaml's learning rates."""
+    return [{"loss": loss, "epochs": first, "lr": 0.005}, {"loss": "lovasz", "epochs": lovasz, "lr": 0.001}]
 
 
 # name -> (what it switches on, params overrides as dotted keys)
@@ -148,12 +149,11 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
     ),
     "focal": (
         "focal BCE (gamma 2) in stage 1, over the profile with small salt 3x (compare small_salt_x3)",
-        {
-            "train.stages": [
-                {"loss": "focal", "epochs": 40, "lr": 0.005},
-                {"loss": "lovasz", "epochs": 20, "lr": 0.001},
-            ]
-        },
+        {"train.stages": _stages(40, 20, loss="focal")},
+    ),
+    "soft_targets": (
+        "BCE against the 48-px mask's share of salt per pixel, not binarised at 0.5",
+        {"train.soft_targets": True},
     ),
     "px64_input": (
         "64 px, loss at 64 px, 24 + 12 epochs (about the profile's time a fold)",
@@ -189,6 +189,7 @@ SMALL_SALT_ARMS = (
     "small_salt_x6",
     "px64_input",
     "focal",
+    "soft_targets",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 
@@ -226,9 +227,9 @@ def arm_params(profile: Path, arm: str, teacher: str | None = None) -> dict:
     return params_to_dict(params_from_dict(values))  # validated
 
 
-def fold_scores(prepared, folds_df, fold: int, fold_dir: Path, runtime) -> tuple[float, np.ndarray]:  # noqa: ANN001
-    """(competition score, per-image scores) of the fold's held-out images predicted by its
-    members (best.pt, or its snapshots), flip TTA, threshold 0.5, no min area."""
+def fold_scores(prepared, folds_df, fold: int, fold_dir: Path, runtime) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    """(per-image scores, ids) of the fold's held-out images predicted by its members (best.pt,
+    or its snapshots), flip TTA, threshold 0.5, no min area."""
     from saltseg.data.folds import fold_indices
     from saltseg.inference import binarize, fold_members, load_models, predict_proba
     from saltseg.metrics import score_per_image
@@ -238,25 +239,14 @@ def fold_scores(prepared, folds_df, fold: int, fold_dir: Path, runtime) -> tuple
     models, cfg, policy = load_models(members, runtime)
     depths = prepared.depths[val_idx]
     proba = predict_proba(models, prepared.images[val_idx], cfg, True, 64, policy, depths)
-    per_image = score_per_image(prepared.masks[val_idx], binarize(proba, 0.5))
-    return float(per_image.mean()), per_image
-
-
-def fold_classes(ids: np.ndarray, folds_df, fold: int) -> np.ndarray:  # noqa: ANN001
-    """The coverage class of each of the fold's held-out images, in fold_indices' order."""
-    from saltseg.data.folds import fold_indices
-
-    _, val_idx = fold_indices(ids, folds_df, fold)
-    by_id = folds_df.set_index("id")["coverage_class"]
-    return by_id.loc[ids[val_idx]].to_numpy()
+    return score_per_image(prepared.masks[val_idx], binarize(proba, 0.5)), prepared.ids[val_idx]
 
 
 def run_arm(arm: str, args: argparse.Namespace) -> dict:
     import yaml
-    from train_job import fold_seconds
+    from train_job import timed_salt_train
 
     from saltseg.config import RuntimeConfig, params_from_dict
-    from saltseg.coverage_report import coverage_table
     from saltseg.data.folds import load_folds
     from saltseg.data.prepared import load_prepared
 
@@ -277,24 +267,19 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     runtime = params_from_dict(values).runtime
     result: dict = {"what": ARMS[arm][0], "folds": {}, "train_seconds": {}}
     # The arm's folds in one `salt train`, runtime.fold_jobs at a time, as the train stage runs them.
-    cmd = [*salt, "train", *(f"--fold={fold}" for fold in args.folds), "--params", str(params_file)]
-    cmd += ["--pseudo", str(pseudo), "--prepared", str(args.prepared), "--folds", str(args.folds_csv)]
-    cmd += ["--out-dir", str(work / "fold{fold}"), "--metrics", str(work / "fold{fold}.json")]
-    cmd += ["--history", str(work / "fold{fold}.csv")]
-    done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
-    print(done.stdout, end="")
-    seconds = fold_seconds(done.stdout)
-    scores, classes, device = [], [], RuntimeConfig(runtime.device)
+    folds_args = [f"--fold={fold}" for fold in args.folds] + ["--pseudo", str(pseudo)]
+    _, seconds = timed_salt_train(params_file, args.prepared, args.folds_csv, work, *folds_args)
+    scores, ids, device = [], [], RuntimeConfig(runtime.device)
     for fold in args.folds:
-        score, per_image = fold_scores(prepared, folds_df, fold, work / f"fold{fold}", device)
-        result["folds"][str(fold)] = score
+        per_image, fold_ids = fold_scores(prepared, folds_df, fold, work / f"fold{fold}", device)
+        result["folds"][str(fold)] = float(per_image.mean())
         result["train_seconds"][str(fold)] = seconds[fold]
         scores.append(per_image)
-        classes.append(fold_classes(prepared.ids, folds_df, fold))
+        ids.append(fold_ids)
     # Where small salt is lost: the mean score of each coverage class over the arm's folds.
-    table = coverage_table(np.concatenate(scores), np.concatenate(scores), np.concatenate(classes))
-    by_class = zip(table["class"], table["score"], strict=True)
-    result["by_coverage"] = {str(k): round(float(v), 4) for k, v in by_class}
+    classes = folds_df.set_index("id")["coverage_class"].loc[np.concatenate(ids)].to_numpy()
+    by_class = pd.Series(np.concatenate(scores)).groupby(classes).mean()
+    result["by_coverage"] = {str(k): round(float(v), 4) for k, v in by_class.items()}
     result["score"] = sum(result["folds"].values()) / len(result["folds"])
     result |= {
         "date": datetime.date.today().isoformat(),

@@ -103,10 +103,10 @@ def timed_salt_train(
     params_file: Path, prepared: Path, folds: Path, out: Path, *folds_args: str
 ) -> tuple[float, dict[int, float]]:
     """(wall seconds, `fold_seconds`) of one `salt train` process (`folds_args`: e.g. "--fold", "0";
-    none: every fold) writing model<K>/, metrics<K>.json, history<K>.csv and its output,
-    salt_train.log, into `out`."""
+    none: every fold; any other option of `salt train` too) writing fold<K>/, metrics<K>.json,
+    history<K>.csv and its output, salt_train.log, into `out`."""
     cmd = [sys.executable, "-m", "saltseg", "train", *folds_args, "--params", str(params_file)]
-    cmd += ["--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(out / "model{fold}")]
+    cmd += ["--prepared", str(prepared), "--folds", str(folds), "--out-dir", str(out / "fold{fold}")]
     cmd += ["--metrics", str(out / "metrics{fold}.json"), "--history", str(out / "history{fold}.csv")]
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"CI": "1"})

@@ -249,6 +249,10 @@ class TrainConfig:
     # the 101-px tile; "input", the model's own input_size with the mask mapped to it (as the seed
     # trains at 128 px), cheaper when input_size < 101. Validation always scores the 101-px tile.
     loss_at: str = "original"  # original | input
+    # Only with loss_at "input": BCE and focal stages (and their deep supervision) learn each
+    # pixel's share of salt in the mask resized to input_size, not that share binarised at 0.5,
+    # which erases bodies of a few pixels; the Lovasz hinge needs labels and keeps them binarised.
+    soft_targets: bool = False
     # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
     # A results knob: validation, evaluation and serving predict in the same precision.
     precision: str = "auto"  # auto | bf16 | fp32
@@ -281,6 +285,8 @@ class TrainConfig:
             _require(stage.epochs % self.cycles == 0, "cycles", rule, self.cycles)
         _one_of("monitor", self.monitor, MONITORS)
         _one_of("loss_at", self.loss_at, LOSS_AT)
+        if self.soft_targets:
+            _require(self.loss_at_input, "soft_targets", "false unless loss_at is input", True)
         _require(self.aux_weight >= 0, "aux_weight", ">= 0", self.aux_weight)
         _require(self.empty_weight >= 0, "empty_weight", ">= 0", self.empty_weight)
         _require(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)", self.ema_decay)

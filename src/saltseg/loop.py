@@ -77,10 +77,14 @@ def logits_of(
         return (out if at_input else to_original(out, cfg)).float()
 
 
-def train_targets(y: torch.Tensor, cfg: ModelConfig, at_input: bool) -> torch.Tensor:
+def train_targets(y: torch.Tensor, cfg: ModelConfig, at_input: bool, soft: bool = False) -> torch.Tensor:
     """{0, 1} float (B, 1, 101, 101) masks -> the loss's targets: these, or with `at_input` the
-    masks mapped to the model's input_size like the images and binarised at 0.5."""
-    return (to_input(y, cfg) > 0.5).float() if at_input else y
+    masks mapped to the model's input_size like the images and binarised at 0.5 (`soft`: not
+    binarised, each pixel's share of salt in [0, 1])."""
+    if not at_input:
+        return y
+    resized = to_input(y, cfg)
+    return resized if soft else (resized > 0.5).float()
 
 
 def train_epoch(
@@ -94,13 +98,15 @@ def train_epoch(
     bar,
     at_input: bool = False,
     average: WeightAverage | None = None,
+    soft: bool = False,
 ) -> float:  # noqa: ANN001
     """One pass over the loader (`forward` is `model`, maybe compiled); returns the mean loss.
 
     `loss_fn` takes what the model answers in training mode: logits, or a SegOutput
     (saltseg.losses.get_train_loss takes both), the targets and each tile's has-salt label
     (from its 101-px mask); `at_input` computes it at the model's
-    input_size (train.loss_at "input"); `average`, if any, follows every step."""
+    input_size (train.loss_at "input"), against soft targets with `soft` (train_targets);
+    `average`, if any, follows every step."""
     model.train()
     total = torch.zeros((), device=policy.device)
     count = 0
@@ -110,7 +116,7 @@ def train_epoch(
         # from the mask resized for the loss, and the has-salt head must still call it salt.
         salt = y.flatten(1).amax(dim=1)
         logits = logits_of(forward, x, cfg, policy, depths, at_input)
-        loss = loss_fn(logits, train_targets(y, cfg, at_input), salt)
+        loss = loss_fn(logits, train_targets(y, cfg, at_input, soft), salt)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -158,6 +158,10 @@ BAD_VALUES = [
     ({"pseudo": {"max_images": 0}}, "pseudo.max_images: must be null or >= 1, got 0"),
     ({"pseudo": {"max_images": 2.5}}, "pseudo.max_images: expected int, got 2.5"),
     ({"train": {"threads": 0}}, "train.threads: must be >= 1, got 0"),
+    (
+        {"train": {"soft_targets": True}},
+        "train.soft_targets: must be false unless loss_at is input, got True",
+    ),
     ({"runtime": {"num_workers": -2}}, "runtime.num_workers: must be >= 0, got -2"),
     ({"runtime": {"device": "gpu"}}, "runtime.device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
 ]

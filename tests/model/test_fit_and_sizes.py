@@ -71,8 +71,23 @@ def test_loss_at_input_trains_on_the_mask_resized_like_the_image() -> None:
     assert (targets[0, ..., :24] == 1).all() and (targets[0, ..., 24:] == 0).all()
     assert (targets[1] == 0).all()
     assert train_targets(y, cfg, at_input=False) is y
+    assert train_targets(y, cfg, at_input=False, soft=True) is y
     model = build_model(cfg).train()
     x = torch.rand(2, 1, 101, 101)
     small, full = (logits_of(model, x, cfg, FP32_CPU, at_input=a) for a in (True, False))
     assert [t.shape[-1] for t in (small.logits, *small.aux)] == [48] * (1 + len(small.aux))
     assert [t.shape[-1] for t in (full.logits, *full.aux)] == [101] * (1 + len(full.aux))
+
+
+def test_soft_targets_keep_the_share_of_salt_that_binarising_drops() -> None:
+    from saltseg.loop import train_targets
+
+    cfg = ModelConfig(input_size=48, depth=3, start_filters=4)
+    y = torch.zeros(1, 1, 101, 101)
+    y[..., 48, 48] = 1  # one pixel of salt
+    # Output pixel 23 samples the source at 23.5 * 101 / 48 - 0.5 = 48.948: 0.052 of pixel 48.
+    weight = 1 - (23.5 * 101 / 48 - 0.5 - 48)
+    soft = train_targets(y, cfg, at_input=True, soft=True)
+    assert soft[0, 0, 23, 23].item() == pytest.approx(weight**2, rel=1e-4)
+    assert soft.sum().item() == pytest.approx(weight**2, rel=1e-4)  # no other output pixel sees it
+    assert train_targets(y, cfg, at_input=True).sum() == 0  # binarised at 0.5, the body is gone
