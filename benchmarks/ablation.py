@@ -152,7 +152,7 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         {"train.stages": _stages(40, 20, loss="focal")},
     ),
     "soft_targets": (
-        "BCE against the 48-px mask's share of salt per pixel, not binarised at 0.5",
+        "BCE against the mask resized to 48 px, values in [0, 1], not binarised at 0.5",
         {"train.soft_targets": True},
     ),
     "px64_input": (

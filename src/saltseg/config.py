@@ -249,9 +249,9 @@ class TrainConfig:
     # the 101-px tile; "input", the model's own input_size with the mask mapped to it (as the seed
     # trains at 128 px), cheaper when input_size < 101. Validation always scores the 101-px tile.
     loss_at: str = "original"  # original | input
-    # Only with loss_at "input": BCE and focal stages (and their deep supervision) learn each
-    # pixel's share of salt in the mask resized to input_size, not that share binarised at 0.5,
-    # which erases bodies of a few pixels; the Lovasz hinge needs labels and keeps them binarised.
+    # Only with loss_at "input": BCE and focal stages (and their deep supervision) learn the mask
+    # resized to input_size like the image, values in [0, 1], not binarised at 0.5, which erases
+    # bodies of a pixel or two; the Lovasz hinge needs labels and keeps them binarised.
     soft_targets: bool = False
     # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
     # A results knob: validation, evaluation and serving predict in the same precision.
@@ -295,6 +295,11 @@ class TrainConfig:
     def loss_at_input(self) -> bool:
         """True when the training loss is computed at model.input_size (train.loss_at "input")."""
         return self.loss_at == "input"
+
+    def soft_for(self, loss: str) -> bool:
+        """Whether a stage with this loss trains on soft targets (soft_targets; never the Lovasz
+        hinge, whose errors are defined for labels only)."""
+        return self.soft_targets and loss != "lovasz"
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def logits_of(
 def train_targets(y: torch.Tensor, cfg: ModelConfig, at_input: bool, soft: bool = False) -> torch.Tensor:
     """{0, 1} float (B, 1, 101, 101) masks -> the loss's targets: these, or with `at_input` the
     masks mapped to the model's input_size like the images and binarised at 0.5 (`soft`: not
-    binarised, each pixel's share of salt in [0, 1])."""
+    binarised: values in [0, 1])."""
     if not at_input:
         return y
     resized = to_input(y, cfg)

@@ -1,9 +1,10 @@
 """Losses on logits: BCE, focal BCE (Lin et al. 2017) and the Lovasz hinge (Berman et al. 2018,
 "The Lovasz-Softmax loss").
 
-Both take logits and {0, 1} targets of the same number of pixels per image, shaped
-(N, 1, H, W) or (N, H, W), and return a scalar float32 tensor (their `_per_image` forms
-one float32 value per image). `empty_head_loss` combines them for model.empty_head.
+Each takes logits and targets of the same number of pixels per image, shaped (N, 1, H, W) or
+(N, H, W), and returns a scalar float32 tensor (its `_per_image` form one float32 value per
+image). The Lovasz hinge needs {0, 1} labels; BCE and focal BCE also take targets in [0, 1]
+(train.soft_targets). `empty_head_loss` combines them for model.empty_head.
 """
 
 from __future__ import annotations

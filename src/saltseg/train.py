@@ -274,7 +274,7 @@ def _epoch(s: int, epoch: int, run: _Fold, job: _Job, loss_fn, optimizer) -> dic
         loss = train_epoch(
             run.model, run.train_forward, job.loader, loss_fn, optimizer, params.model, policy, bar,
             at_input=cfg.loss_at_input, average=run.average,
-            soft=cfg.soft_targets and stage.loss != "lovasz",
+            soft=cfg.soft_for(stage.loss),
         )  # fmt: skip
         row = {"epoch": number, "stage": stage.loss, "lr": lr, "train_loss": dist.mean(loss)}
         with run.judged():

@@ -79,7 +79,7 @@ def test_loss_at_input_trains_on_the_mask_resized_like_the_image() -> None:
     assert [t.shape[-1] for t in (full.logits, *full.aux)] == [101] * (1 + len(full.aux))
 
 
-def test_soft_targets_keep_the_share_of_salt_that_binarising_drops() -> None:
+def test_soft_targets_keep_the_salt_that_binarising_drops() -> None:
     from saltseg.loop import train_targets
 
     cfg = ModelConfig(input_size=48, depth=3, start_filters=4)
@@ -91,3 +91,11 @@ def test_soft_targets_keep_the_share_of_salt_that_binarising_drops() -> None:
     assert soft[0, 0, 23, 23].item() == pytest.approx(weight**2, rel=1e-4)
     assert soft.sum().item() == pytest.approx(weight**2, rel=1e-4)  # no other output pixel sees it
     assert train_targets(y, cfg, at_input=True).sum() == 0  # binarised at 0.5, the body is gone
+
+
+def test_soft_targets_reach_bce_and_focal_stages_never_the_lovasz_hinge() -> None:
+    from saltseg.config import TrainConfig
+
+    on = TrainConfig(loss_at="input", soft_targets=True)
+    assert [on.soft_for(loss) for loss in ("bce", "focal", "lovasz")] == [True, True, False]
+    assert not TrainConfig(loss_at="input").soft_for("bce")
