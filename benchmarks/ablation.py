@@ -15,6 +15,8 @@ rule), alike in every arm.
     python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline label101 \
         small_salt_x3 lovasz_symmetric small_salt_x6 small_salt_x2 px64_input focal \
         --results docs/small_salt.json --out-markdown docs/small_salt.md
+    python benchmarks/ablation.py --profile configs/real-cpu.yaml --arms baseline soft_targets \
+        --tag intel --results docs/small_salt.json --out-markdown docs/small_salt.md
     python benchmarks/ablation.py --profile configs/budget.yaml --arms baseline px64_loss101 \
         px48_loss101 px48_short batch16 scse_budget ep42_20 f16 ema d4_34_16 d4_32_16 \
         ep32_24 batch64 aug_flips aug_strong monitor_score \
@@ -250,7 +252,7 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     from saltseg.data.folds import load_folds
     from saltseg.data.prepared import load_prepared
 
-    work = args.work / arm
+    work = args.work / (f"{arm}@{args.tag}" if args.tag else arm)
     work.mkdir(parents=True, exist_ok=True)
     if arm == "pseudo" and not args.teacher:
         raise SystemExit("the pseudo arm needs --teacher URI (a model registered for this data)")
@@ -292,8 +294,15 @@ def run_arm(arm: str, args: argparse.Namespace) -> dict:
     return result
 
 
+def _baseline(results: dict, key: str) -> str | None:
+    """The row an arm's result `key` ("arm" or "arm@tag") is compared with: the baseline of the
+    same tag, i.e. measured in the same batch of runs (another machine sums in another order)."""
+    tag = key.partition("@")[2]
+    base = f"baseline@{tag}" if tag else "baseline"
+    return base if base in results and base != key else None
+
+
 def table(results: dict) -> str:
-    base = results.get("baseline", {}).get("score")
     first = next(iter(results.values()))
     lines = [
         "# Ablation on the real data",
@@ -303,7 +312,8 @@ def table(results: dict) -> str:
         f"(data {first['data']}); score = competition metric on each fold's held-out images, "
         "flip TTA, threshold 0.5, no minimum area (nothing tuned on what is scored). "
         "Made by `benchmarks/ablation.py`; every fold is a run in MLflow under `<profile>/<arm>`. "
-        "Differences under ~0.01 are within the noise of two folds. < 10% salt: the mean score of "
+        "An arm@tag row was run with `--tag tag` and is compared with baseline@tag, measured "
+        "beside it. Differences under ~0.01 are within the noise of two folds. < 10% salt: the mean score of "
         "the held-out images with salt on 0-10% of their pixels (where arms record it). Train "
         "seconds are indicative only: some arms shared the 2 cores with other jobs.",
         "",
@@ -315,7 +325,8 @@ def table(results: dict) -> str:
         + " | ---: | ---: | ---: | ---: | --- |",
     ]
     for arm, r in results.items():
-        delta = f"{r['score'] - base:+.3f}" if base is not None and arm != "baseline" else ""
+        base = _baseline(results, arm)
+        delta = "" if base is None else f"{r['score'] - results[base]['score']:+.3f}"
         seconds = sum(r["train_seconds"].values()) / len(r["train_seconds"])
         folds = " | ".join(f"{r['folds'][k]:.3f}" for k in first["folds"])
         small = r.get("by_coverage", {}).get("1")  # coverage class 1: under 10% salt
@@ -340,14 +351,18 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("ablation"), help="checkpoints of every arm")
     parser.add_argument("--results", type=Path, default=ROOT / "docs/ablation.json")
     parser.add_argument("--out-markdown", type=Path, default=ROOT / "docs/ablation.md")
+    parser.add_argument(
+        "--tag", help="record each arm as ARM@TAG (e.g. another machine), compared with baseline@TAG"
+    )
     parser.add_argument("--table", action="store_true", help="only rebuild the table from --results")
     args = parser.parse_args()
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     for arm in [] if args.table else args.arms:
-        results[arm] = run_arm(arm, args)
+        key = f"{arm}@{args.tag}" if args.tag else arm
+        results[key] = run_arm(arm, args)
         args.results.write_text(json.dumps(results, indent=2) + "\n")
         args.out_markdown.write_text(table(results))
-        print(f"{arm}: {results[arm]['score']:.4f} {results[arm]['folds']}", flush=True)
+        print(f"{key}: {results[key]['score']:.4f} {results[key]['folds']}", flush=True)
     if args.table:
         args.out_markdown.write_text(table(results))
 
