@@ -27,9 +27,10 @@ run: install
 
 # The docs first: `mkdocs build --strict` fails on a broken link or anchor (site/ is git-ignored).
 # Tests run on every core (at most 4 workers); the tests sharing a built pipeline share a worker.
+# The 20 slowest are listed at the end: where CI's minutes go.
 test: install
 	$(BIN)/mkdocs build --strict -q --site-dir site
-	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadgroup --durations 20
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
