@@ -8,7 +8,7 @@ they score this against the true 101-px masks. Two kinds of targets:
 - soft: the same resized mask not binarised (train.soft_targets).
 
 If a coverage class scores far below its ceiling, the resolution is not what loses it. Over the
-images in the folds only (never those split.test_fraction holds out); seconds on a CPU.
+images in the folds only (those split.test_fraction holds out are left out); seconds on a CPU.
 
     python benchmarks/resize_ceiling.py --prepared prepared/train.npz --folds prepared/folds.csv
 """
