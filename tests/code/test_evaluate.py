@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from empty_store import sqlite_store
 from PIL import Image
 
 from saltseg.config import ModelConfig
@@ -146,7 +147,7 @@ def tmp_store(tmp_path: Path, monkeypatch):
     """
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_store(tmp_path / "mlflow.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()

@@ -89,9 +89,9 @@ def test_folds_side_by_side_train_the_same_bytes(tiny_data, tmp_path):
     prepared, folds = tiny_data
 
     def train(name: str, **runtime: int) -> dict[int, bytes]:
+        (tmp_path / name).mkdir()
         base = tiny_params(tmp_path / name, lovasz_epochs=1)
         params = dataclasses.replace(base, runtime=dataclasses.replace(base.runtime, **runtime))
-        (tmp_path / name).mkdir()
         params_file = tmp_path / name / "params.yaml"
         params_file.write_text(yaml.safe_dump(params_to_dict(params)))
         out = tmp_path / name

@@ -215,7 +215,9 @@ def test_register_checks_its_inputs_before_logging_anything(tmp_path, store):
         register(
             params, tmp_path / "models", tmp_path / "eval", tmp_path / "evaluate.json", tmp_path / "folds.csv"
         )
-    assert not (tmp_path / "mlflow.db").exists()
+    client = MlflowClient(store)
+    assert client.search_registered_models() == []
+    assert client.search_runs([e.experiment_id for e in client.search_experiments()]) == []
 
 
 def test_registered_snapshot_ensemble_carries_the_snapshots_and_predicts_like_salt_predict(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from empty_store import sqlite_store
 
 from saltseg.config import (
     ModelConfig,
@@ -34,7 +35,8 @@ def blocky_salt(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def tiny_params(tmp_path: Path, lovasz_epochs: int = 2) -> Params:
-    """The real defaults shrunk: a 4-filter network, 2 folds, a couple of epochs."""
+    """The real defaults shrunk: a 4-filter network, 2 folds, a couple of epochs; MLflow tracks
+    into tmp_path/mlflow.db (empty_store.sqlite_store)."""
     return Params(
         split=SplitConfig(folds=(0, 1)),
         model=ModelConfig(start_filters=4, depth=2, input_size=64),
@@ -42,7 +44,7 @@ def tiny_params(tmp_path: Path, lovasz_epochs: int = 2) -> Params:
             batch_size=8,
             stages=(StageConfig("bce", 2, 0.01), StageConfig("lovasz", lovasz_epochs, 0.003)),
         ),
-        tracking=TrackingConfig(uri=f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        tracking=TrackingConfig(uri=sqlite_store(tmp_path / "mlflow.db")),
     )
 
 
