@@ -14,7 +14,7 @@ from test_registry import registered_setup
 from saltseg.config import load_params
 from saltseg.data import rle
 from saltseg.inference import Ensemble
-from saltseg.predict import submission, write_submission
+from saltseg.predict import pin_mismatches, submission, write_submission
 from saltseg.registry import register, write_record
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -94,6 +94,21 @@ def test_submission_rle_round_trip_and_empty_string(tmp_path):
     assert (tmp_path / "sub.csv").read_text().splitlines()[:3] == ["id,rle_mask", "a,", "b,1 1"]
     np.testing.assert_array_equal(check_submission(tmp_path / "sub.csv", ["a", "b", "c"]), masks)
     assert submission(["x"], masks[:1])["rle_mask"].tolist() == [""]
+
+
+def test_pin_mismatches_names_each_pin_this_environment_does_not_satisfy():
+    numpy_here = np.__version__
+    requirements = (
+        f"numpy=={numpy_here}\n"  # satisfied
+        "numpy==0.0.1  # a comment\n"
+        "saltseg-no-such-package==1.0\n"
+        "torch\n"  # unpinned: nothing to compare
+        "# torch==0.0\n"
+    )
+    assert pin_mismatches(requirements) == [
+        f"numpy==0.0.1 (installed here: {numpy_here})",
+        "saltseg-no-such-package==1.0 (installed here: not installed)",
+    ]
 
 
 def test_predict_from_local_files_writes_submission_and_probabilities(tmp_path, monkeypatch, capsys):
