@@ -157,6 +157,10 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "BCE against the mask resized to 48 px, values in [0, 1], not binarised at 0.5",
         {"train.soft_targets": True},
     ),
+    "bce_dice": (
+        "BCE + soft Dice per image in stage 1 (a small body weighs in Dice as much as a large one)",
+        {"train.stages": _stages(40, 20, loss="bce_dice")},
+    ),
     "px64_input": (
         "64 px, loss at 64 px, 24 + 12 epochs (about the profile's time a fold)",
         {"model.input_size": 64, "train.stages": _stages(24, 12)},
@@ -192,6 +196,7 @@ SMALL_SALT_ARMS = (
     "px64_input",
     "focal",
     "soft_targets",
+    "bce_dice",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 

@@ -28,7 +28,7 @@ from saltseg.errors import SaltError
 # and the model registry take theirs from here (the registry refuses a model missing here).
 MODEL_NAMES = ("preact_resunet", "timm_unet")
 FITS = ("resize", "pad")
-LOSSES = ("bce", "focal", "lovasz")
+LOSSES = ("bce", "focal", "bce_dice", "lovasz")
 LOSS_AT = ("original", "input")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "constant", "warm_restarts")
@@ -190,7 +190,7 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
-    loss: str  # "bce", "focal" (focal BCE) or "lovasz"
+    loss: str  # "bce", "focal" (focal BCE), "bce_dice" (BCE + soft Dice) or "lovasz"
     epochs: int
     lr: float
 

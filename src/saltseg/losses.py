@@ -1,9 +1,9 @@
-"""Losses on logits: BCE, focal BCE (Lin et al. 2017) and the Lovasz hinge (Berman et al. 2018,
-"The Lovasz-Softmax loss").
+"""Losses on logits: BCE, focal BCE (Lin et al. 2017), BCE plus soft Dice, and the Lovasz hinge
+(Berman et al. 2018, "The Lovasz-Softmax loss").
 
 Each takes logits and targets of the same number of pixels per image, shaped (N, 1, H, W) or
 (N, H, W), and returns a scalar float32 tensor (its `_per_image` form one float32 value per
-image). The Lovasz hinge needs {0, 1} labels; BCE and focal BCE also take targets in [0, 1]
+image). The Lovasz hinge needs {0, 1} labels; the others also take targets in [0, 1]
 (train.soft_targets). `empty_head_loss` combines them for model.empty_head.
 """
 
@@ -53,6 +53,27 @@ def focal_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
 def focal(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Focal BCE averaged over all pixels of the batch (every image has as many)."""
     return focal_per_image(logits, targets).mean()
+
+
+# Added to both sides of the Dice ratio: an image without salt, predicted without salt, scores 1.
+DICE_SMOOTH = 1.0
+
+
+def bce_dice_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE of each image (the mean over its pixels) plus 1 - its soft Dice; (N,).
+
+    Soft Dice = (2 sum(p y) + DICE_SMOOTH) / (sum(p) + sum(y) + DICE_SMOOTH), p the sigmoid
+    probabilities. BCE weighs an image by its pixels, so a body of ten pixels is a sliver of
+    the loss; Dice weighs it as much as a tile full of salt."""
+    x, y = _flat(logits, targets)
+    p = torch.sigmoid(x)
+    dice = (2 * (p * y).sum(dim=1) + DICE_SMOOTH) / (p.sum(dim=1) + y.sum(dim=1) + DICE_SMOOTH)
+    return F.binary_cross_entropy_with_logits(x, y, reduction="none").mean(dim=1) + 1.0 - dice
+
+
+def bce_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE plus soft Dice, averaged over the images of the batch (bce_dice_per_image)."""
+    return bce_dice_per_image(logits, targets).mean()
 
 
 def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -130,6 +151,8 @@ def image_losses(name: str, elu: bool = False, symmetric: bool = False) -> LossF
         return bce_per_image
     if name == "focal":
         return focal_per_image
+    if name == "bce_dice":
+        return bce_dice_per_image
     if name == "lovasz":
         return partial(lovasz_per_image, elu=elu, symmetric=symmetric)
     raise _unknown(name)
@@ -194,11 +217,13 @@ def stage_train_loss(cfg: TrainConfig, name: str) -> TrainLossFn:
 
 
 def get_loss(name: str, elu: bool = False, symmetric: bool = False) -> LossFn:
-    """The loss called `name` ("bce" | "focal" | "lovasz") as a callable(logits, targets) -> scalar."""
+    """The loss called `name` (config.LOSSES) as a callable(logits, targets) -> scalar."""
     if name == "bce":
         return bce
     if name == "focal":
         return focal
+    if name == "bce_dice":
+        return bce_dice
     if name == "lovasz":
         return partial(lovasz_hinge, per_image=True, elu=elu, symmetric=symmetric)
     raise _unknown(name)

@@ -80,7 +80,10 @@ BAD_VALUES = [
     ({"train": _stages(epochs=0)}, "train.stages[0].epochs: must be >= 1, got 0"),
     ({"train": _stages(lr=0)}, "train.stages[0].lr: must be > 0, got 0.0"),
     ({"train": _stages(lr=float("nan"))}, "train.stages[0].lr: must be > 0, got nan"),
-    ({"train": _stages(loss="bse")}, "train.stages[0].loss: unknown 'bse'; valid: bce, focal, lovasz"),
+    (
+        {"train": _stages(loss="bse")},
+        "train.stages[0].loss: unknown 'bse'; valid: bce, focal, bce_dice, lovasz",
+    ),
     ({"train": {"stages": []}}, "train.stages: must be a non-empty list of stages, got []"),
     ({"train": {"batch_size": 0}}, "train.batch_size: must be >= 1, got 0"),
     ({"train": {"weight_decay": -0.1}}, "train.weight_decay: must be >= 0, got -0.1"),

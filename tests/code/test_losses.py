@@ -144,7 +144,7 @@ def test_get_loss() -> None:
     assert get_loss("lovasz")(logits, labels).item() == pytest.approx(1.0)
     # elu: both pixels have error 1 -> elu(1) + 1 = 2, times Delta = 1.
     assert get_loss("lovasz", elu=True)(logits, labels).item() == pytest.approx(2.0)
-    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, focal, lovasz"):
+    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, focal, bce_dice, lovasz"):
         get_loss("dice")
 
 
@@ -169,7 +169,7 @@ def test_per_image_losses_average_to_the_stage_losses() -> None:
         assert rows.mean().item() == pytest.approx(lovasz_hinge(logits, labels, elu=elu).item())
         assert torch.equal(image_losses("lovasz", elu)(logits, labels), rows)
     assert image_losses("bce") is bce_per_image
-    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, focal, lovasz"):
+    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, focal, bce_dice, lovasz"):
         image_losses("dice")
 
 
@@ -267,3 +267,15 @@ def test_focal_bce_weighs_each_pixel_by_its_error_squared() -> None:
     terms = [0.25 * math.log(2), 0.0625 * math.log(4 / 3), 0.5625 * math.log(4)]
     assert get_loss("focal")(logits, labels).item() == pytest.approx(sum(terms) / 3, rel=1e-6)
     assert image_losses("focal")(logits, labels).tolist() == pytest.approx([sum(terms) / 3], rel=1e-6)
+
+
+def test_bce_dice_adds_one_minus_the_soft_dice_of_each_image() -> None:
+    """Hand-computed. Image 1: logits 0, ln 3, ln 3 on salt, salt, sediment: p 0.5, 0.75, 0.75,
+    BCE (ln 2 + ln 4/3 + ln 4) / 3, Dice (2 * 1.25 + 1) / (2 + 2 + 1) = 0.7. Image 2, no salt:
+    logits -ln 3 (p 0.25) everywhere, BCE ln 4/3, Dice 1 / (0.75 + 1) = 4/7."""
+    logits = torch.tensor([[[0.0, math.log(3.0), math.log(3.0)]], [[-math.log(3.0)] * 3]])
+    labels = torch.tensor([[[1.0, 1.0, 0.0]], [[0.0, 0.0, 0.0]]])
+    first = (math.log(2) + math.log(4 / 3) + math.log(4)) / 3 + 1 - 0.7
+    second = math.log(4 / 3) + 1 - 4 / 7
+    assert image_losses("bce_dice")(logits, labels).tolist() == pytest.approx([first, second], rel=1e-6)
+    assert get_loss("bce_dice")(logits, labels).item() == pytest.approx((first + second) / 2, rel=1e-6)
