@@ -249,7 +249,7 @@ class TrainConfig:
     # the 101-px tile; "input", the model's own input_size with the mask mapped to it (as the seed
     # trains at 128 px), cheaper when input_size < 101. Validation always scores the 101-px tile.
     loss_at: str = "original"  # original | input
-    # Only with loss_at "input": BCE and focal stages (and their deep supervision) learn the mask
+    # Only with loss_at "input": BCE, focal and bce_dice stages (and their deep supervision) learn the mask
     # resized to input_size like the image, values in [0, 1], not binarised at 0.5, which erases
     # bodies of a pixel or two; the Lovasz hinge needs labels and keeps them binarised.
     soft_targets: bool = False
