@@ -29,7 +29,7 @@ def experiment(copy: ProjectCopy, *how: str) -> tuple[tuple[int, int, str], list
     compiled, cached, folder = ready[0]
     results = re.findall(r"^fold \d+: best .*$", log, re.M)
     folds = sorted(re.sub(r", [\d.]+ s -> .*", "", line) for line in results)
-    assert len(folds) == 3, log[-3000:]
+    assert len(folds) == 2, log[-3000:]  # configs/ci-tiny.yaml's
     return (int(compiled), int(cached), folder), folds
 
 
