@@ -78,7 +78,8 @@ def test_a_stopped_run_stops_its_folds(tmp_path):
 @pytest.mark.slow
 def test_folds_side_by_side_train_the_same_bytes(tiny_data, tmp_path):
     """runtime.fold_jobs and runtime.num_workers are speed only: the checkpoints of `salt train`
-    with one fold at a time, two at once, and two at once with a loader worker are the same bytes."""
+    with one fold at a time and with two at once, each with a loader worker, are the same bytes
+    (either knob alone changing a byte would show)."""
     import dataclasses
 
     import yaml
@@ -101,6 +102,4 @@ def test_folds_side_by_side_train_the_same_bytes(tiny_data, tmp_path):
         subprocess.run(command, check=True, capture_output=True, timeout=600)
         return {k: (out / f"fold{k}" / "best.pt").read_bytes() for k in (0, 1)}
 
-    alone = train("alone", fold_jobs=1)
-    assert train("together", fold_jobs=2) == alone
-    assert train("workers", fold_jobs=2, num_workers=1) == alone
+    assert train("together", fold_jobs=2, num_workers=1) == train("alone", fold_jobs=1)
