@@ -161,6 +161,10 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "BCE + soft Dice per image in stage 1 (a small body weighs in Dice as much as a large one)",
         {"train.stages": _stages(40, 20, loss="bce_dice")},
     ),
+    "small_dice": (
+        "BCE in stage 1, + soft Dice on the images with 0-10% salt only (loss bce_small_dice)",
+        {"train.stages": _stages(40, 20, loss="bce_small_dice")},
+    ),
     "px64_input": (
         "64 px, loss at 64 px, 24 + 12 epochs (about the profile's time a fold)",
         {"model.input_size": 64, "train.stages": _stages(24, 12)},
@@ -197,6 +201,7 @@ SMALL_SALT_ARMS = (
     "focal",
     "soft_targets",
     "bce_dice",
+    "small_dice",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 

@@ -28,7 +28,7 @@ from saltseg.errors import SaltError
 # and the model registry take theirs from here (the registry refuses a model missing here).
 MODEL_NAMES = ("preact_resunet", "timm_unet")
 FITS = ("resize", "pad")
-LOSSES = ("bce", "focal", "bce_dice", "lovasz")
+LOSSES = ("bce", "focal", "bce_dice", "bce_small_dice", "lovasz")
 LOSS_AT = ("original", "input")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("cosine", "constant", "warm_restarts")
@@ -190,7 +190,7 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
-    loss: str  # "bce", "focal" (focal BCE), "bce_dice" (BCE + soft Dice) or "lovasz"
+    loss: str  # "bce", "focal" (focal BCE), "bce_dice" (BCE + soft Dice), "bce_small_dice" or "lovasz"
     epochs: int
     lr: float
 
@@ -249,9 +249,9 @@ class TrainConfig:
     # the 101-px tile; "input", the model's own input_size with the mask mapped to it (as the seed
     # trains at 128 px), cheaper when input_size < 101. Validation always scores the 101-px tile.
     loss_at: str = "original"  # original | input
-    # Only with loss_at "input": BCE, focal and bce_dice stages (and their deep supervision) learn the mask
-    # resized to input_size like the image, values in [0, 1], not binarised at 0.5, which erases
-    # bodies of a pixel or two; the Lovasz hinge needs labels and keeps them binarised.
+    # Only with loss_at "input": stages of every loss but the Lovasz hinge (and their deep
+    # supervision) learn the mask resized to input_size like the image, values in [0, 1], not
+    # binarised at 0.5, which erases bodies of a pixel or two; the Lovasz hinge needs labels.
     soft_targets: bool = False
     # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
     # A results knob: validation, evaluation and serving predict in the same precision.

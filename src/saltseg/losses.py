@@ -1,5 +1,6 @@
-"""Losses on logits: BCE, focal BCE (Lin et al. 2017), BCE plus soft Dice, and the Lovasz hinge
-(Berman et al. 2018, "The Lovasz-Softmax loss").
+"""Losses on logits: BCE, focal BCE (Lin et al. 2017), BCE plus soft Dice (on every image, or on
+the images with small salt only), and the Lovasz hinge (Berman et al. 2018, "The Lovasz-Softmax
+loss").
 
 Each takes logits and targets of the same number of pixels per image, shaped (N, 1, H, W) or
 (N, H, W), and returns a scalar float32 tensor (its `_per_image` form one float32 value per
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from saltseg.config import LOSSES, TrainConfig
+from saltseg.data.dataset import SMALL_SALT
 from saltseg.errors import SaltError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -59,21 +61,39 @@ def focal(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 DICE_SMOOTH = 1.0
 
 
+def _soft_dice(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, P) logits and targets -> each row's soft Dice, (N,): (2 sum(p y) + DICE_SMOOTH) /
+    (sum(p) + sum(y) + DICE_SMOOTH), p the sigmoid probabilities."""
+    p = torch.sigmoid(x)
+    return (2 * (p * y).sum(dim=1) + DICE_SMOOTH) / (p.sum(dim=1) + y.sum(dim=1) + DICE_SMOOTH)
+
+
 def bce_dice_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """BCE of each image (the mean over its pixels) plus 1 - its soft Dice; (N,).
 
-    Soft Dice = (2 sum(p y) + DICE_SMOOTH) / (sum(p) + sum(y) + DICE_SMOOTH), p the sigmoid
-    probabilities. BCE weighs an image by its pixels, so a body of ten pixels is a sliver of
-    the loss; Dice weighs it as much as a tile full of salt."""
-    x, y = _flat(logits, targets)
-    p = torch.sigmoid(x)
-    dice = (2 * (p * y).sum(dim=1) + DICE_SMOOTH) / (p.sum(dim=1) + y.sum(dim=1) + DICE_SMOOTH)
-    return F.binary_cross_entropy_with_logits(x, y, reduction="none").mean(dim=1) + 1.0 - dice
+    BCE weighs an image by its pixels, so a body of ten pixels is a sliver of the loss; Dice
+    weighs it as much as a tile full of salt."""
+    return bce_per_image(logits, targets) + 1.0 - _soft_dice(*_flat(logits, targets))
 
 
 def bce_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """BCE plus soft Dice, averaged over the images of the batch (bce_dice_per_image)."""
     return bce_dice_per_image(logits, targets).mean()
+
+
+def bce_small_dice_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE of each image, plus 1 - its soft Dice where its target has salt on at most SMALL_SALT
+    of its pixels (and some); (N,). Dice on every image lifted small salt and cost empty tiles
+    and large bodies more (docs/real-data.md): this keeps Dice where the small bodies are."""
+    x, y = _flat(logits, targets)
+    coverage = y.mean(dim=1)
+    small = ((coverage > 0) & (coverage <= SMALL_SALT)).float()
+    return bce_per_image(logits, targets) + small * (1.0 - _soft_dice(x, y))
+
+
+def bce_small_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """bce_small_dice_per_image, averaged over the images of the batch."""
+    return bce_small_dice_per_image(logits, targets).mean()
 
 
 def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -153,6 +173,8 @@ def image_losses(name: str, elu: bool = False, symmetric: bool = False) -> LossF
         return focal_per_image
     if name == "bce_dice":
         return bce_dice_per_image
+    if name == "bce_small_dice":
+        return bce_small_dice_per_image
     if name == "lovasz":
         return partial(lovasz_per_image, elu=elu, symmetric=symmetric)
     raise _unknown(name)
@@ -224,6 +246,8 @@ def get_loss(name: str, elu: bool = False, symmetric: bool = False) -> LossFn:
         return focal
     if name == "bce_dice":
         return bce_dice
+    if name == "bce_small_dice":
+        return bce_small_dice
     if name == "lovasz":
         return partial(lovasz_hinge, per_image=True, elu=elu, symmetric=symmetric)
     raise _unknown(name)

@@ -82,7 +82,7 @@ BAD_VALUES = [
     ({"train": _stages(lr=float("nan"))}, "train.stages[0].lr: must be > 0, got nan"),
     (
         {"train": _stages(loss="bse")},
-        "train.stages[0].loss: unknown 'bse'; valid: bce, focal, bce_dice, lovasz",
+        "train.stages[0].loss: unknown 'bse'; valid: bce, focal, bce_dice, bce_small_dice, lovasz",
     ),
     ({"train": {"stages": []}}, "train.stages: must be a non-empty list of stages, got []"),
     ({"train": {"batch_size": 0}}, "train.batch_size: must be >= 1, got 0"),

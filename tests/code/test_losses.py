@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from saltseg.config import LOSSES
 from saltseg.errors import SaltError
 from saltseg.losses import (
     bce,
@@ -144,7 +145,7 @@ def test_get_loss() -> None:
     assert get_loss("lovasz")(logits, labels).item() == pytest.approx(1.0)
     # elu: both pixels have error 1 -> elu(1) + 1 = 2, times Delta = 1.
     assert get_loss("lovasz", elu=True)(logits, labels).item() == pytest.approx(2.0)
-    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, focal, bce_dice, lovasz"):
+    with pytest.raises(SaltError, match=f"unknown loss 'dice'; valid: {', '.join(LOSSES)}"):
         get_loss("dice")
 
 
@@ -169,7 +170,7 @@ def test_per_image_losses_average_to_the_stage_losses() -> None:
         assert rows.mean().item() == pytest.approx(lovasz_hinge(logits, labels, elu=elu).item())
         assert torch.equal(image_losses("lovasz", elu)(logits, labels), rows)
     assert image_losses("bce") is bce_per_image
-    with pytest.raises(SaltError, match="unknown loss 'dice'; valid: bce, focal, bce_dice, lovasz"):
+    with pytest.raises(SaltError, match=f"unknown loss 'dice'; valid: {', '.join(LOSSES)}"):
         image_losses("dice")
 
 
@@ -279,3 +280,15 @@ def test_bce_dice_adds_one_minus_the_soft_dice_of_each_image() -> None:
     second = math.log(4 / 3) + 1 - 4 / 7
     assert image_losses("bce_dice")(logits, labels).tolist() == pytest.approx([first, second], rel=1e-6)
     assert get_loss("bce_dice")(logits, labels).item() == pytest.approx((first + second) / 2, rel=1e-6)
+
+
+def test_bce_small_dice_adds_the_dice_term_to_small_salt_only() -> None:
+    """Hand-computed, 20 pixels an image, logits 0 (p 0.5, BCE ln 2 everywhere): salt on 1 pixel
+    (5%, small) adds 1 - (2 * 0.5 + 1) / (10 + 1 + 1) = 5/6; on 10 pixels (50%) or none, nothing."""
+    logits = torch.zeros(3, 1, 4, 5)
+    labels = torch.zeros(3, 1, 4, 5)
+    labels[0, 0, 0, 0] = 1.0
+    labels[1, 0, :2] = 1.0
+    expected = [math.log(2) + 5 / 6, math.log(2), math.log(2)]
+    assert image_losses("bce_small_dice")(logits, labels).tolist() == pytest.approx(expected, rel=1e-6)
+    assert get_loss("bce_small_dice")(logits, labels).item() == pytest.approx(sum(expected) / 3, rel=1e-6)
