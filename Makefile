@@ -15,12 +15,11 @@ export PATH := $(abspath $(BIN)):$(PATH)
 install: $(VENV)/.installed
 
 # torch first, pinned to the CPU-friendly release that pip finds on local disk here;
-# then the project with its dev extra. --no-compile: pip would byte-compile every module (17,666
-# files, on one core); Python compiles those a process imports, on first import, instead.
+# then the project with its dev extra.
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check --no-compile torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q --disable-pip-version-check --no-compile -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
 run: install
