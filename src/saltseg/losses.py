@@ -52,11 +52,6 @@ def focal_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return ((1.0 - torch.exp(-pixel)) ** FOCAL_GAMMA * pixel).mean(dim=1)
 
 
-def focal(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Focal BCE averaged over all pixels of the batch (every image has as many)."""
-    return focal_per_image(logits, targets).mean()
-
-
 # Added to both sides of the Dice ratio: an image without salt, predicted without salt, scores 1.
 DICE_SMOOTH = 1.0
 
@@ -76,11 +71,6 @@ def bce_dice_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return bce_per_image(logits, targets) + 1.0 - _soft_dice(*_flat(logits, targets))
 
 
-def bce_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """BCE plus soft Dice, averaged over the images of the batch (bce_dice_per_image)."""
-    return bce_dice_per_image(logits, targets).mean()
-
-
 def bce_small_dice_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """BCE of each image, plus 1 - its soft Dice where its target has salt on at most SMALL_SALT
     of its pixels (and some); (N,). Dice on every image lifted small salt and cost empty tiles
@@ -89,11 +79,6 @@ def bce_small_dice_per_image(logits: torch.Tensor, targets: torch.Tensor) -> tor
     coverage = y.mean(dim=1)
     small = ((coverage > 0) & (coverage <= SMALL_SALT)).float()
     return bce_per_image(logits, targets) + small * (1.0 - _soft_dice(x, y))
-
-
-def bce_small_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """bce_small_dice_per_image, averaged over the images of the batch."""
-    return bce_small_dice_per_image(logits, targets).mean()
 
 
 def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -238,16 +223,13 @@ def stage_train_loss(cfg: TrainConfig, name: str) -> TrainLossFn:
     return get_train_loss(name, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight, cfg.lovasz_symmetric)
 
 
+def _batch_mean(image_loss: LossFn, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return image_loss(logits, targets).mean()
+
+
 def get_loss(name: str, elu: bool = False, symmetric: bool = False) -> LossFn:
-    """The loss called `name` (config.LOSSES) as a callable(logits, targets) -> scalar."""
+    """The loss called `name` (config.LOSSES) as a callable(logits, targets) -> scalar: the mean
+    of its per-image losses (image_losses), BCE's as one mean over all pixels of the batch."""
     if name == "bce":
         return bce
-    if name == "focal":
-        return focal
-    if name == "bce_dice":
-        return bce_dice
-    if name == "bce_small_dice":
-        return bce_small_dice
-    if name == "lovasz":
-        return partial(lovasz_hinge, per_image=True, elu=elu, symmetric=symmetric)
-    raise _unknown(name)
+    return partial(_batch_mean, image_losses(name, elu, symmetric))
