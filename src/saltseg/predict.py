@@ -26,12 +26,17 @@ from saltseg.errors import SaltError
 from saltseg.inference import Ensemble
 
 
-def pin_mismatches(requirements: str) -> list[str]:
+def pin_mismatches(requirements: str, python: str | None = None) -> list[str]:
     """The `name==version` pins of a requirements.txt that this environment does not satisfy,
-    as "name==logged (installed here: version)"; unpinned lines and comments are skipped."""
+    as "name==logged (installed here: version)"; unpinned lines and comments are skipped. First,
+    the model's `python` version where its major.minor is not the running one's (MLflow's rule)."""
+    import platform
     from importlib.metadata import PackageNotFoundError, version
 
+    running = platform.python_version()
     found = []
+    if python and python.split(".")[:2] != running.split(".")[:2]:
+        found.append(f"python=={python} (running here: {running})")
     for line in requirements.splitlines():
         name, sep, logged = line.split("#", 1)[0].strip().partition("==")
         if not sep:
@@ -51,7 +56,8 @@ def load_pyfunc(model_uri: str, params: Params):  # noqa: ANN201 - mlflow's PyFu
 
     MLflow's own check of the model's requirements maps every installed distribution to its
     modules (~2.5 s a load on 2 cores); the model pins its few packages (registry.requirements),
-    so comparing those pins is the same check, and a mismatch is one line on stderr."""
+    so its warnings are off and pin_mismatches compares those pins and the model's Python
+    instead: a mismatch is one line on stderr."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -65,7 +71,8 @@ def load_pyfunc(model_uri: str, params: Params):  # noqa: ANN201 - mlflow's PyFu
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SaltError(f"{model_uri}: cannot load the model ({first[:300]})") from None
     pins = local / "requirements.txt"
-    mismatches = pin_mismatches(pins.read_text()) if pins.is_file() else []
+    python = model.metadata.flavors.get("python_function", {}).get("python_version")
+    mismatches = pin_mismatches(pins.read_text() if pins.is_file() else "", python)
     if mismatches:
         print(f"warning: {model_uri} was logged with {', '.join(mismatches)}", file=sys.stderr)
     return model

@@ -1,6 +1,7 @@
 """`salt predict`: submission format, local and registry routes, same masks as the served model."""
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,14 @@ def test_pin_mismatches_names_each_pin_this_environment_does_not_satisfy():
         f"numpy==0.0.1 (installed here: {numpy_here})",
         "saltseg-no-such-package==1.0 (installed here: not installed)",
     ]
+
+
+def test_pin_mismatches_names_a_python_of_another_minor_version_only():
+    running = platform.python_version()
+    major, minor, _ = running.split(".", 2)
+    assert pin_mismatches("", python=f"{major}.{minor}.0") == []  # a patch release: compatible
+    assert pin_mismatches("", python="2.7.18") == [f"python==2.7.18 (running here: {running})"]
+    assert pin_mismatches("") == []  # no version logged: nothing to compare
 
 
 def test_predict_from_local_files_writes_submission_and_probabilities(tmp_path, monkeypatch, capsys):
