@@ -191,6 +191,23 @@ def run_queue(copy: ProjectCopy, jobs: int, timeout: float = 1200) -> str:
         stop_workers(copy)
 
 
+def failed_by_dvc(copy: ProjectCopy, status: str) -> list[str]:
+    """The experiments of a `dvc queue status` that failed in DVC's own machinery; fails the test
+    on one whose stage command failed.
+
+    Two workers at once can fail an experiment in DVC's set-up or collection, with no log or a
+    traceback of DVC's (treeverse/dvc#10673, open; #8763). A command of ours that failed is what
+    DVC reports as "exited with"."""
+    lost = []
+    for line in status.splitlines():
+        if line.endswith("Failed"):
+            name = line.split()[1]
+            log = copy.run("dvc", "queue", "logs", name, check=False)
+            assert "exited with" not in log.stdout + log.stderr, status + log.stdout + log.stderr
+            lost.append(name)
+    return lost
+
+
 def stop_workers(copy: ProjectCopy) -> None:
     """Stop the queue workers still alive in the copy (by the pid files DVC keeps for them)."""
     for info in (copy.root / ".dvc" / "tmp" / "exps" / "celery").glob("dvc-exp-worker-*.json"):
@@ -206,12 +223,17 @@ def test_queued_experiments_land_in_the_project_store(tmp_path: Path) -> None:
     identity = ("-c", "user.name=saltseg-tests", "-c", "user.email=tests@saltseg.invalid")
     copy.run("git", *identity, "commit", "-qam", "tiny profile")
     head = copy.run("git", "rev-parse", "HEAD").stdout.strip()
-    for name, seed in (("exp-a", 1), ("exp-b", 2)):
+    seeds = {"exp-a": 1, "exp-b": 2}
+    for name, seed in seeds.items():
         copy.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seed}", "-n", name)
     status = run_queue(copy, jobs=2)
-    assert status.count("Success") == 2, (
-        status + copy.run("dvc", "queue", "logs", "exp-a", check=False).stdout
-    )
+    lost = failed_by_dvc(copy, status)
+    if lost:  # DVC's worker race, not ours: queued again, as docs/experiments.md tells users
+        copy.run("dvc", "queue", "remove", "--failed")
+        for name in lost:
+            copy.run("dvc", "exp", "run", "--queue", "-S", f"train.seed={seeds[name]}", "-n", name)
+        status = run_queue(copy, jobs=1)
+    assert status.count("Success") == 2, status
 
     mlflow_client = client(copy)  # the project's own store, not the throwaway copies'
     experiment = mlflow_client.get_experiment_by_name("saltseg")

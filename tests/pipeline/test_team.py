@@ -360,6 +360,7 @@ def test_a_server_lost_mid_training_keeps_the_fold_and_resumes_it_under_the_same
         if proc.poll() is None:
             proc.kill()
         if server.problem(team.uri) is not None:
+            team.cfg.root.parent.chmod(0o700)  # as pytest leaves its folders: PostgreSQL's user shut out
             server.start(team.cfg)  # back, on the same PostgreSQL and artifacts
     lost = subprocess.CompletedProcess(train, proc.returncode, out, err)
     assert lost.returncode == 1
