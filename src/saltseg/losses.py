@@ -229,7 +229,9 @@ def _batch_mean(image_loss: LossFn, logits: torch.Tensor, targets: torch.Tensor)
 
 def get_loss(name: str, elu: bool = False, symmetric: bool = False) -> LossFn:
     """The loss called `name` (config.LOSSES) as a callable(logits, targets) -> scalar: the mean
-    of its per-image losses (image_losses), BCE's as one mean over all pixels of the batch."""
+    of its per-image losses (image_losses); BCE's is one mean over all pixels of the batch."""
     if name == "bce":
         return bce
-    return partial(_batch_mean, image_losses(name, elu, symmetric))
+    if name == "lovasz":
+        return partial(lovasz_hinge, per_image=True, elu=elu, symmetric=symmetric)
+    return partial(_batch_mean, image_losses(name))
