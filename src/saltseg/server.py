@@ -178,8 +178,8 @@ def _init_postgres(paths: Paths, user: str | None) -> int:
 
 def _start_postgres(paths: Paths, port: int, user: str | None) -> None:
     if user:
-        # Again at every start: a folder above may have lost it since (pytest, for one, resets
-        # its base folder to 0700 whenever a process asks for a temporary path).
+        # Again at every start: a folder above may have lost it since (pytest, for one, sets its
+        # base folder back to 0700 in each process that makes temporary paths).
         _grant_traverse(paths.pgdata)
     running = subprocess.run(
         [str(postgres_bin() / "pg_ctl"), "-D", str(paths.pgdata), "status"],
