@@ -253,6 +253,10 @@ class TrainConfig:
     # supervision) learn the mask resized to input_size like the image, values in [0, 1], not
     # binarised at 0.5, which erases bodies of a pixel or two; the Lovasz hinge needs labels.
     soft_targets: bool = False
+    # > 0: the BCE term of a stage's loss (bce, focal, bce_dice, bce_small_dice; never the Lovasz
+    # hinge) weighs each pixel next to an edge of the mask 1 + boundary_weight times
+    # (saltseg.losses.boundary_weights): the pixels that decide a body's extent.
+    boundary_weight: float = 0.0
     # "auto": bf16 autocast where the device computes bf16 natively, else fp32 (saltseg.hardware).
     # A results knob: validation, evaluation and serving predict in the same precision.
     precision: str = "auto"  # auto | bf16 | fp32
@@ -287,6 +291,7 @@ class TrainConfig:
         _one_of("loss_at", self.loss_at, LOSS_AT)
         if self.soft_targets:
             _require(self.loss_at_input, "soft_targets", "false unless loss_at is input", True)
+        _require(self.boundary_weight >= 0, "boundary_weight", ">= 0", self.boundary_weight)
         _require(self.aux_weight >= 0, "aux_weight", ">= 0", self.aux_weight)
         _require(self.empty_weight >= 0, "empty_weight", ">= 0", self.empty_weight)
         _require(0 <= self.ema_decay < 1, "ema_decay", "in [0, 1)", self.ema_decay)

@@ -5,7 +5,8 @@ loss").
 Each takes logits and targets of the same number of pixels per image, shaped (N, 1, H, W) or
 (N, H, W), and returns a scalar float32 tensor (its `_per_image` form one float32 value per
 image). The Lovasz hinge needs {0, 1} labels; the others also take targets in [0, 1]
-(train.soft_targets). `empty_head_loss` combines them for model.empty_head.
+(train.soft_targets), and may weigh the pixels along the mask's edges more (train.boundary_weight).
+`empty_head_loss` combines them for model.empty_head.
 """
 
 from __future__ import annotations
@@ -33,6 +34,28 @@ def _flat(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, to
     return logits.reshape(n, -1).float(), targets.reshape(n, -1).float()
 
 
+def boundary_weights(targets: torch.Tensor, weight: float) -> torch.Tensor:
+    """(N, 1, H, W) or (N, H, W) targets in [0, 1] -> (N, P) pixel weights: 1, plus `weight` times
+    (the 3x3 dilation - the 3x3 erosion) of the target, which for a {0, 1} mask is 1 on every
+    pixel with a neighbour of the other class (the band on both sides of an edge) and 0 elsewhere;
+    the tile's border is no edge. The pixels that decide a body's extent, and the whole of a
+    small body, weigh 1 + weight."""
+    y = targets.reshape(targets.shape[0], 1, *targets.shape[-2:]).float()
+    edge = F.max_pool2d(y, 3, stride=1, padding=1) + F.max_pool2d(-y, 3, stride=1, padding=1)
+    return 1.0 + weight * edge.reshape(y.shape[0], -1)
+
+
+def _bce_pixels(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(N, P) BCE of each pixel."""
+    x, y = _flat(logits, targets)
+    return F.binary_cross_entropy_with_logits(x, y, reduction="none")
+
+
+def _weigh(pixels: torch.Tensor, targets: torch.Tensor, boundary_weight: float) -> torch.Tensor:
+    """(N, P) pixel losses, weighed by boundary_weights when `boundary_weight` > 0."""
+    return pixels * boundary_weights(targets, boundary_weight) if boundary_weight else pixels
+
+
 def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy with logits, averaged over all pixels of the batch."""
     x, y = _flat(logits, targets)
@@ -43,13 +66,14 @@ def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 FOCAL_GAMMA = 2.0
 
 
-def focal_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def focal_per_image(
+    logits: torch.Tensor, targets: torch.Tensor, boundary_weight: float = 0.0
+) -> torch.Tensor:
     """Focal BCE of each image, averaged over its pixels; (N,): (1 - p_t)^FOCAL_GAMMA * BCE,
     p_t the probability given to the true class, so that the pixels the model already gets
     right (most of them sediment) weigh little and the hard ones, small salt among them, much."""
-    x, y = _flat(logits, targets)
-    pixel = F.binary_cross_entropy_with_logits(x, y, reduction="none")
-    return ((1.0 - torch.exp(-pixel)) ** FOCAL_GAMMA * pixel).mean(dim=1)
+    pixel = _bce_pixels(logits, targets)
+    return _weigh((1.0 - torch.exp(-pixel)) ** FOCAL_GAMMA * pixel, targets, boundary_weight).mean(dim=1)
 
 
 # Added to both sides of the Dice ratio: an image without salt, predicted without salt, scores 1.
@@ -63,22 +87,26 @@ def _soft_dice(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (2 * (p * y).sum(dim=1) + DICE_SMOOTH) / (p.sum(dim=1) + y.sum(dim=1) + DICE_SMOOTH)
 
 
-def bce_dice_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def bce_dice_per_image(
+    logits: torch.Tensor, targets: torch.Tensor, boundary_weight: float = 0.0
+) -> torch.Tensor:
     """BCE of each image (the mean over its pixels) plus 1 - its soft Dice; (N,).
 
     BCE weighs an image by its pixels, so a body of ten pixels is a sliver of the loss; Dice
     weighs it as much as a tile full of salt."""
-    return bce_per_image(logits, targets) + 1.0 - _soft_dice(*_flat(logits, targets))
+    return bce_per_image(logits, targets, boundary_weight) + 1.0 - _soft_dice(*_flat(logits, targets))
 
 
-def bce_small_dice_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def bce_small_dice_per_image(
+    logits: torch.Tensor, targets: torch.Tensor, boundary_weight: float = 0.0
+) -> torch.Tensor:
     """BCE of each image, plus 1 - its soft Dice where its target has salt on at most SMALL_SALT
     of its pixels (and some); (N,). Dice on every image lifted small salt and cost empty tiles
     and large bodies more (docs/real-data.md): this keeps Dice where the small bodies are."""
     x, y = _flat(logits, targets)
     coverage = y.mean(dim=1)
     small = ((coverage > 0) & (coverage <= SMALL_SALT)).float()
-    return bce_per_image(logits, targets) + small * (1.0 - _soft_dice(x, y))
+    return bce_per_image(logits, targets, boundary_weight) + small * (1.0 - _soft_dice(x, y))
 
 
 def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -136,10 +164,9 @@ def _unknown(name: str) -> SaltError:
     return SaltError(f"train.stages.loss: unknown loss {name!r}; valid: {', '.join(LOSSES)}")
 
 
-def bce_per_image(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def bce_per_image(logits: torch.Tensor, targets: torch.Tensor, boundary_weight: float = 0.0) -> torch.Tensor:
     """Binary cross-entropy with logits of each image, averaged over its pixels; (N,)."""
-    x, y = _flat(logits, targets)
-    return F.binary_cross_entropy_with_logits(x, y, reduction="none").mean(dim=1)
+    return _weigh(_bce_pixels(logits, targets), targets, boundary_weight).mean(dim=1)
 
 
 def lovasz_per_image(
@@ -149,20 +176,27 @@ def lovasz_per_image(
     return _lovasz(*_flat(logits, targets), elu, symmetric)
 
 
-def image_losses(name: str, elu: bool = False, symmetric: bool = False) -> LossFn:
+# The losses with a BCE term, per image; each takes boundary_weight.
+_BCE_FAMILY: dict[str, Callable[..., torch.Tensor]] = {
+    "bce": bce_per_image,
+    "focal": focal_per_image,
+    "bce_dice": bce_dice_per_image,
+    "bce_small_dice": bce_small_dice_per_image,
+}
+
+
+def image_losses(
+    name: str, elu: bool = False, symmetric: bool = False, boundary_weight: float = 0.0
+) -> LossFn:
     """The loss called `name` per image, (logits, targets) -> (N,): the stage loss is their
-    mean (for BCE because every image has as many pixels)."""
-    if name == "bce":
-        return bce_per_image
-    if name == "focal":
-        return focal_per_image
-    if name == "bce_dice":
-        return bce_dice_per_image
-    if name == "bce_small_dice":
-        return bce_small_dice_per_image
+    mean (for BCE because every image has as many pixels). `elu`, `symmetric`: the Lovasz
+    hinge's form; `boundary_weight`: the BCE's weight on edge pixels (boundary_weights)."""
     if name == "lovasz":
         return partial(lovasz_per_image, elu=elu, symmetric=symmetric)
-    raise _unknown(name)
+    if name not in _BCE_FAMILY:
+        raise _unknown(name)
+    loss = _BCE_FAMILY[name]
+    return partial(loss, boundary_weight=boundary_weight) if boundary_weight else loss
 
 
 def empty_head_loss(
@@ -199,12 +233,18 @@ def empty_head_loss(
 
 
 def get_train_loss(
-    name: str, elu: bool, aux_weight: float, empty_weight: float, symmetric: bool = False
+    name: str,
+    elu: bool,
+    aux_weight: float,
+    empty_weight: float,
+    symmetric: bool = False,
+    boundary_weight: float = 0.0,
 ) -> TrainLossFn:
     """The training loss of a stage: the loss `name` on plain logits, and `empty_head_loss`
     on the (logits, aux, has_salt) a model with the empty head returns in training mode. It
     takes (output, targets) or (output, targets, salt): see empty_head_loss."""
-    stage_loss, image_loss = get_loss(name, elu, symmetric), image_losses(name, elu, symmetric)
+    form = (elu, symmetric, boundary_weight)
+    stage_loss, image_loss = get_loss(name, *form), image_losses(name, *form)
 
     def loss(
         output: torch.Tensor | Sequence, targets: torch.Tensor, salt: torch.Tensor | None = None
@@ -220,18 +260,20 @@ def get_train_loss(
 
 def stage_train_loss(cfg: TrainConfig, name: str) -> TrainLossFn:
     """salt train's loss for a stage whose loss is `name`, with `cfg`'s Lovasz form and head weights."""
-    return get_train_loss(name, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight, cfg.lovasz_symmetric)
+    return get_train_loss(
+        name, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight, cfg.lovasz_symmetric, cfg.boundary_weight
+    )
 
 
 def _batch_mean(image_loss: LossFn, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return image_loss(logits, targets).mean()
 
 
-def get_loss(name: str, elu: bool = False, symmetric: bool = False) -> LossFn:
+def get_loss(name: str, elu: bool = False, symmetric: bool = False, boundary_weight: float = 0.0) -> LossFn:
     """The loss called `name` (config.LOSSES) as a callable(logits, targets) -> scalar: the mean
-    of its per-image losses (image_losses); BCE's is one mean over all pixels of the batch."""
-    if name == "bce":
+    of its per-image losses (image_losses); plain BCE's is one mean over all pixels of the batch."""
+    if name == "bce" and not boundary_weight:
         return bce
     if name == "lovasz":
         return partial(lovasz_hinge, per_image=True, elu=elu, symmetric=symmetric)
-    return partial(_batch_mean, image_losses(name))
+    return partial(_batch_mean, image_losses(name, boundary_weight=boundary_weight))

@@ -165,6 +165,7 @@ BAD_VALUES = [
         {"train": {"soft_targets": True}},
         "train.soft_targets: must be false unless loss_at is input, got True",
     ),
+    ({"train": {"boundary_weight": -1}}, "train.boundary_weight: must be >= 0, got -1.0"),
     ({"runtime": {"num_workers": -2}}, "runtime.num_workers: must be >= 0, got -2"),
     ({"runtime": {"device": "gpu"}}, "runtime.device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
 ]
