@@ -181,6 +181,10 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "12 start filters, 24 + 12 epochs (~1.7x the CPU a step: about the profile's time a fold)",
         {"model.start_filters": 12, "train.stages": _stages(24, 12, loss="bce_small_dice")},
     ),
+    "aux03": (
+        "deep supervision weighed 0.3 instead of 0.1 (train.aux_weight)",
+        {"train.aux_weight": 0.3},
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
@@ -217,6 +221,7 @@ SMALL_SALT_ARMS = (
     "ep46_23",
     "boundary2",
     "f12_24_12",
+    "aux03",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 
