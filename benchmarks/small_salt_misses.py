@@ -21,20 +21,21 @@ import numpy as np
 import pandas as pd
 
 from saltseg.config import RuntimeConfig
+from saltseg.data.dataset import SMALL_SALT
 from saltseg.data.folds import development, load_folds
 from saltseg.data.prepared import load_prepared
 from saltseg.evaluate import nested_score, out_of_fold
 from saltseg.inference import binarize, fold_members, load_thresholds
-from saltseg.metrics import score_per_image
+from saltseg.metrics import iou_per_image, score_per_image
 
 RESCUE_FROM = (0.1, 0.2, 0.3, 0.4)  # r: the highest probability a rescued tile must reach
 RESCUE_SHARE = (0.5, 0.7, 0.9)  # a: pixels at or above a * r's p become salt
 
 
 def coverage_class(masks: np.ndarray) -> np.ndarray:
-    """str (N,): empty, < 10%, 10-20% or > 20% salt."""
+    """str (N,): empty, < 10% (SMALL_SALT, what the profile calls small salt), 10-20% or > 20% salt."""
     cov = masks.reshape(len(masks), -1).mean(axis=1)
-    return np.select([cov == 0, cov <= 0.1, cov <= 0.2], ["empty", "< 10%", "10-20%"], "> 20%")
+    return np.select([cov == 0, cov <= SMALL_SALT, cov <= 0.2], ["empty", "< 10%", "10-20%"], "> 20%")
 
 
 def rescue(proba: np.ndarray, masks: np.ndarray, start: float, share: float) -> np.ndarray:
@@ -50,11 +51,9 @@ def misses(truth: np.ndarray, proba: np.ndarray, pred: np.ndarray) -> pd.DataFra
     """Per coverage class: tiles, tiles predicted empty, their highest probability's quartiles,
     and the median IoU of the tiles predicted with salt."""
     classes = coverage_class(truth)
-    flat = pred.reshape(len(pred), -1)
-    empty = ~flat.any(axis=1)
+    empty = ~pred.reshape(len(pred), -1).any(axis=1)
     peak = proba.reshape(len(proba), -1).max(axis=1)
-    inter = (pred & truth).reshape(len(pred), -1).sum(axis=1)
-    iou = inter / np.maximum((pred | truth).reshape(len(pred), -1).sum(axis=1), 1)
+    iou = iou_per_image(truth, pred)
     rows = {}
     for name in ("empty", "< 10%", "10-20%", "> 20%"):
         here = classes == name
