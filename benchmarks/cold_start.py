@@ -149,13 +149,15 @@ def table(runs: list[dict], args: argparse.Namespace, data: str, load: tuple) ->
     if args.cost:
         eager, compiled = args.cost["off"], args.cost["on"]
         saved = eager["step_s"] - compiled["step_s"]
+        cost = compiled["first_s"] - eager["first_s"]
+        pays = f"compiling pays from ~{cost / saved:,.0f} steps" if saved > 0 else "compiling never pays"
         lines += [
             "",
             f"What runtime.compile auto weighs, one fold's graphs ({compiled['policy']}, "
             f"{args.threads} thread(s)): first train step and eval batch {compiled['first_s']:.1f} s "
             f"compiled from a cold cache ({eager['first_s']:.1f} s eager); a train step "
             f"{compiled['step_s'] * 1000:.0f} ms compiled against {eager['step_s'] * 1000:.0f} ms eager: "
-            f"compiling pays from ~{(compiled['first_s'] - eager['first_s']) / saved:,.0f} steps.",
+            f"{pays}.",
         ]
     return "\n".join(lines) + "\n"
 

@@ -316,7 +316,7 @@ class RuntimeConfig:
 
     device: str = "auto"  # "auto" picks CUDA when present
     num_workers: int = 0  # DataLoader worker processes; each batch seeds its own augmentations
-    memory_format: str = "auto"  # auto (channels_last on CPU and CUDA) | channels_last | contiguous
+    memory_format: str = "auto"  # auto: channels_last; contiguous for narrow models on AMX CPUs
     compile: str = "auto"  # torch.compile: auto (where the train steps repay it) | on | off
     fold_jobs: int = 3  # folds `salt train` trains at once, one process each (saltseg.fold_jobs)
 

@@ -8,10 +8,12 @@ and serving use that (`for_inference`), whatever the machine that predicts.
 `auto` resolves to what measurably pays on each device (benchmarks/results.md):
 - precision: bf16 autocast where the hardware computes bf16 natively (CUDA GPUs with bf16;
   CPUs with AVX512-BF16 or AMX), fp32 elsewhere, where bf16 would only be emulated;
-- memory format: channels_last on CPUs and GPUs: oneDNN and cuDNN convolutions prefer it once
-  layers are wide (the seed's U-Net, 16 filters at 128 px, bf16 on the 2-core Xeon: 54 against
-  40 img/s); narrow toy widths can lose (8 filters at 64 px: 316 against 405), so profiles for
-  such models may set runtime.memory_format: contiguous (configs/real-cpu.yaml does);
+- memory format: channels_last on GPUs and CPUs, but contiguous for narrow models (under
+  NARROW start filters) on CPUs with AMX. On the 2-core Xeon with AMX, bf16 train steps: the
+  seed's U-Net, 16 filters at 128 px, 54 img/s channels_last against 40 contiguous; 8 filters
+  at 64 px 316 against 405. On the 2-core AMD EPYC (AVX512-BF16, no AMX), the real-cpu model
+  (8 filters at 48 px, one thread): 110 ms a step channels_last against 135 contiguous
+  (benchmarks/results.md, "Cold start");
 - compile: where it pays back for the run at hand (`compile_decision`): the train stage's
   optimizer steps (every fold's) times what a compiled step saves must exceed one cold
   compilation of the train and eval graphs, which the stage pays once for all its folds
@@ -38,6 +40,7 @@ from saltseg.config import Params, RuntimeConfig
 from saltseg.errors import SaltError
 
 PRECISIONS = ("auto", "bf16", "fp32")
+NARROW = 16  # start filters below which runtime.memory_format auto is contiguous on an AMX CPU
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 COMPILE = ("auto", "on", "off")
 
@@ -158,16 +161,18 @@ def policy(
     memory_format: str = "auto",
     compile: str = "auto",
     train_steps: int | None = None,
+    start_filters: int | None = None,
 ) -> Policy:
     """Resolve the knobs (train.precision; runtime.device, memory_format, compile) on this machine;
-    `train_steps`: the train stage's optimizer steps, which runtime.compile auto weighs."""
+    `train_steps`: the train stage's optimizer steps, which runtime.compile auto weighs;
+    `start_filters`: the model's (model.start_filters), which runtime.memory_format auto weighs."""
     _check("train.precision", precision, PRECISIONS)
     _check("runtime.memory_format", memory_format, MEMORY_FORMATS)
     _check("runtime.compile", compile, COMPILE)
     dev = pick_device(device)
     bf16 = precision == "bf16" or (precision == "auto" and native_bf16(dev))
     channels_last = memory_format == "channels_last" or (
-        memory_format == "auto" and dev.type in ("cpu", "cuda")
+        memory_format == "auto" and dev.type in ("cpu", "cuda") and not _narrow_on_amx(dev, start_filters)
     )
     compiled, _ = compile_decision(compile, dev, train_steps)
     if compiled and dev.type == "cpu":
@@ -178,6 +183,11 @@ def policy(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format,
         compile=compiled,
     )
+
+
+def _narrow_on_amx(device: torch.device, start_filters: int | None) -> bool:
+    narrow = start_filters is not None and start_filters < NARROW
+    return narrow and device.type == "cpu" and torch.cpu._is_amx_tile_supported()
 
 
 def _require_cpp_compiler(setting: str) -> None:
@@ -195,10 +205,11 @@ def for_params(params: Params, train_steps: int | None = None) -> Policy:
     """The training policy of a params file, for a train stage of `train_steps` optimizer steps
     (saltseg.data.folds.train_steps; runtime.compile auto weighs them)."""
     rt = params.runtime
-    return policy(params.train.precision, rt.device, rt.memory_format, rt.compile, train_steps)
+    start_filters = params.model.start_filters
+    return policy(params.train.precision, rt.device, rt.memory_format, rt.compile, train_steps, start_filters)
 
 
-def for_inference(precision: str, runtime: RuntimeConfig) -> Policy:
+def for_inference(precision: str, runtime: RuntimeConfig, start_filters: int | None = None) -> Policy:
     """The prediction policy of a model validated in `precision` ("bf16" or "fp32", as its
     checkpoint records it): that precision on any machine, never compiled (one pass over a few
     batches does not pay back compilation). Where bf16 is not native, autocast emulates it: the
@@ -208,7 +219,7 @@ def for_inference(precision: str, runtime: RuntimeConfig) -> Policy:
             f"checkpoint precision {precision!r}: written before checkpoints recorded the precision they "
             "were validated in (bf16 or fp32); retrain the folds (`dvc repro`)"
         )
-    chosen = policy(precision, runtime.device, runtime.memory_format, "off")
+    chosen = policy(precision, runtime.device, runtime.memory_format, "off", start_filters=start_filters)
     if precision == "bf16" and not native_bf16(chosen.device):
         print(
             f"note: no native bf16 on this {chosen.device.type}: emulating the model's precision (slower)",

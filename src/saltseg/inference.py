@@ -195,7 +195,7 @@ def load_models(
             raise SaltError(
                 f"{path}: model config or precision differs from {paths[0]}'s; an ensemble needs one"
             )
-    policy = hardware.for_inference(precisions[0], runtime)
+    policy = hardware.for_inference(precisions[0], runtime, configs[0].start_filters)
     return [policy.place(load_checkpoint_model(p, policy.device)) for p in paths], configs[0], policy
 
 

@@ -23,7 +23,7 @@ def test_waves_group_the_folds_in_order():
 
 
 def _python(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
+    return ["-c", code]
 
 
 def _record(path: Path) -> list[str]:
@@ -55,13 +55,33 @@ def test_a_failed_fold_is_named_and_later_waves_never_start(tmp_path, capfd):
     assert "error: fold 1 broke" in capfd.readouterr().err, "a fold's own error reaches the user"
 
 
+def test_folds_start_with_the_preloaded_modules_and_run_modules_as_python_m_does(tmp_path):
+    """The runner imports `preload` once; each fold is forked from it with those modules loaded."""
+    seen = tmp_path / "seen"
+    check = f"import sys, pathlib; pathlib.Path({str(seen)!r}).write_text(str('colorsys' in sys.modules))"
+    run_folds({0: _python(check), 1: ["-m", "json.tool", "--help"]}, jobs=2, threads=1, preload=["colorsys"])
+    assert seen.read_text() == "True"
+
+
+def test_a_crashed_fold_reports_its_traceback_and_fails(capfd):
+    with pytest.raises(SaltError, match=r"^fold 0 failed"):
+        run_folds({0: _python("raise ValueError('no salt here')")}, jobs=1, threads=1)
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "ValueError: no salt here" in err
+
+
+def test_a_runner_that_cannot_start_is_an_error():
+    with pytest.raises(SaltError, match=r"^the fold runner failed with exit status 1"):
+        run_folds({0: _python("pass")}, jobs=1, threads=1, preload=["saltseg.no_such_module"])
+
+
 def test_a_stopped_run_stops_its_folds(tmp_path):
     """SIGTERM to `salt train` (what `timeout` and a killed `dvc repro` send) ends every fold."""
     pids = tmp_path / "pids"
     sleeper = f"import os, time; open({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(120)"
     script = (
         "from saltseg.fold_jobs import run_folds; import sys\n"
-        f"run_folds({{0: [sys.executable, '-c', {sleeper!r}], 1: [sys.executable, '-c', {sleeper!r}]}}, 2, 1)"
+        f"run_folds({{0: ['-c', {sleeper!r}], 1: ['-c', {sleeper!r}]}}, 2, 1)"
     )
     parent = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 60
