@@ -132,6 +132,8 @@ COMPILE_COST = {
     # steps took 180 s compiled (cache warm) against 203 s eager: 10.6 ms of stage time a step.
     # (One fold's step alone saves more, 148 -> 101 ms on its one thread, but five folds share two
     # cores.) The two stage runs were apart: the boundary is uncertain by a few thousand steps.
+    # Both ran contiguous; with channels_last, which auto now picks there, one fold's compiled step
+    # saved less (112 -> 106 ms, 2026-12-07) and the stage's saving is not re-measured.
     "cpu": CompileCost(73.0, 0.0106),
     # The seed's first epoch on an H100 with a cold cache took 45.8 s (results.md, "Seed profile
     # on one GPU"); what a compiled GPU step saves was not measured: 10 ms is an assumption.
