@@ -112,6 +112,8 @@ def _serve(plan: dict, status_fd: int) -> None:
     for name in plan["preload"]:
         importlib.import_module(name)
     signal.signal(signal.SIGTERM, _stop_folds)
+    # Ctrl-C reaches the folds too (one process group): they stop, and the runner reports them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     commands = {int(k): v for k, v in plan["commands"].items()}
     failed: list[int] = []
     for wave in waves(list(commands), plan["jobs"]):
@@ -142,6 +144,7 @@ def _fork(argv: list[str]) -> int:
     if pid:
         return pid
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # Whole lines per write: the folds share the runner's pipes.
     sys.stdout.reconfigure(line_buffering=True, write_through=False)
     sys.stderr.reconfigure(line_buffering=True, write_through=False)
