@@ -185,6 +185,11 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "deep supervision weighed 0.3 instead of 0.1 (train.aux_weight)",
         {"train.aux_weight": 0.3},
     ),
+    "skip_columns": (
+        "the masks whose every column is all salt or all sediment left out of training, not of "
+        "validation (train.skip_column_masks)",
+        {"train.skip_column_masks": True},
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
@@ -222,6 +227,7 @@ SMALL_SALT_ARMS = (
     "boundary2",
     "f12_24_12",
     "aux03",
+    "skip_columns",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 

@@ -245,6 +245,10 @@ class TrainConfig:
     # Tiles with salt on at most 10% of their pixels stand this many times in the pool each
     # epoch's images are drawn from (saltseg.data.dataset.small_salt_draws); 1: a plain shuffle.
     small_salt_repeats: int = 1
+    # Leave out of training (never out of validation) the masks whose every column is all salt or
+    # all sediment (saltseg.data.dataset.column_masks): straight vertical bands, often on images
+    # that look like sediment.
+    skip_column_masks: bool = False
     # Where the training loss compares prediction and mask: "original", the logits mapped back to
     # the 101-px tile; "input", the model's own input_size with the mask mapped to it (as the seed
     # trains at 128 px), cheaper when input_size < 101. Validation always scores the 101-px tile.

@@ -43,7 +43,7 @@ from saltseg import distributed, hardware, progress
 from saltseg.atomic import atomic_file, write_text
 from saltseg.config import Params, TrainConfig, oriented
 from saltseg.data.augment import build_augment
-from saltseg.data.dataset import SaltDataset, small_salt_draws
+from saltseg.data.dataset import SaltDataset, column_masks, small_salt_draws
 from saltseg.data.prepared import Prepared
 from saltseg.data.pseudo_set import PseudoSet
 from saltseg.distributed import Context
@@ -328,6 +328,8 @@ def train_fold(
     policy = dist.place(policy or hardware.for_params(params))
     train_idx, val_idx = split
     transform = build_augment(params.augment, seed=params.train.seed)
+    if params.train.skip_column_masks:
+        train_idx = train_idx[~column_masks(prepared.masks[train_idx])]
     images, masks = prepared.images[train_idx], prepared.masks[train_idx]
     depths = prepared.depths[train_idx]
     if pseudo:  # appended after the labelled images: no pseudo set, the same batches as always

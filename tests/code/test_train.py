@@ -17,7 +17,7 @@ from tiny_training import kill_in_stage_two, tiny_params
 
 from saltseg.config import AugmentConfig, RuntimeConfig
 from saltseg.data.augment import build_augment
-from saltseg.data.dataset import EpochBatches, SaltDataset, small_salt_draws
+from saltseg.data.dataset import EpochBatches, SaltDataset, column_masks, small_salt_draws
 from saltseg.data.folds import fold_indices, load_folds
 from saltseg.data.prepared import load_prepared
 from saltseg.distributed import Context
@@ -452,6 +452,16 @@ def test_small_salt_draws_count_the_tiles_with_up_to_ten_percent_salt():
     masks[2, :1, :] = True  # 10%: still small
     masks[3, :2, :] = True  # 20%
     assert small_salt_draws(masks, 3).tolist() == [1, 3, 3, 1]
+
+
+def test_column_masks_are_the_salty_ones_whose_every_column_is_all_or_nothing():
+    masks = np.zeros((5, 4, 3), bool)
+    masks[1][:, 1] = True  # one whole column: a vertical band
+    masks[2][:, :] = True  # all salt
+    masks[3][:3, 1] = True  # a column cut short of the bottom edge
+    masks[4][:, 0] = True
+    masks[4][0, 2] = True  # a band, and one pixel elsewhere
+    assert column_masks(masks).tolist() == [False, True, True, False, False]  # [0]: empty
 
 
 def test_drawing_with_repeats_keeps_the_epoch_and_shows_small_salt_more_often():
