@@ -464,6 +464,32 @@ def test_column_masks_are_the_salty_ones_whose_every_column_is_all_or_nothing():
     assert column_masks(masks).tolist() == [False, True, True, False, False]  # [0]: empty
 
 
+def test_skip_column_masks_leaves_the_bands_out_of_training_only(tiny_data, tmp_path, monkeypatch):
+    import saltseg.train as train_module
+
+    prepared_path, folds_path = tiny_data
+    prepared = load_prepared(prepared_path)
+    train_idx, val_idx = split = fold_indices(prepared.ids, load_folds(folds_path), 0)
+    bands = [*train_idx[:3], val_idx[0]]
+    prepared.masks[bands] = False
+    prepared.masks[bands, :, 40:60] = True  # vertical bands: three training images, one held out
+    seen = {}
+    real_dataset, real_on = train_module.SaltDataset, train_module.Validation.on
+    monkeypatch.setattr(
+        train_module, "SaltDataset", lambda images, *a: seen.setdefault("train", real_dataset(images, *a))
+    )
+    monkeypatch.setattr(
+        train_module.Validation,
+        "on",
+        lambda policy, images, *a: seen.setdefault("val", real_on(policy, images, *a)),
+    )
+    base = tiny_params(tmp_path, lovasz_epochs=1)
+    params = dataclasses.replace(base, train=dataclasses.replace(base.train, skip_column_masks=True))
+    train_fold(params, prepared, split, 0, _paths(tmp_path), key="k")
+    assert len(seen["train"]) == len(train_idx) - 3
+    assert len(seen["val"].images) == len(val_idx)
+
+
 def test_drawing_with_repeats_keeps_the_epoch_and_shows_small_salt_more_often():
     plain, ones = (
         EpochBatches(10, 4, drop_last=True),
