@@ -141,6 +141,10 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         {"train.small_salt_repeats": 3},
     ),
     "lovasz_symmetric": ("Lovasz hinge on salt and on sediment, averaged", {"train.lovasz_symmetric": True}),
+    "lovasz_batch": (
+        "Lovasz hinge of each batch as one image, not per image",
+        {"train.lovasz_per_image": False},
+    ),
     "small_salt_x2": (
         "tiles with 0-10% salt twice in the pool each epoch is drawn from",
         {"train.small_salt_repeats": 2},
@@ -228,6 +232,7 @@ SMALL_SALT_ARMS = (
     "f12_24_12",
     "aux03",
     "skip_columns",
+    "lovasz_batch",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 

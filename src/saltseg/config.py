@@ -242,6 +242,9 @@ class TrainConfig:
     lovasz_elu: bool = False  # elu(x)+1 instead of relu(x) in the Lovasz hinge
     # The Lovasz hinge of the salt class and of the sediment class (logits negated), averaged.
     lovasz_symmetric: bool = False
+    # False: the Lovasz hinge of each batch as one image instead of the mean of each image's (the
+    # seed's), so that an empty tile's false positives and a small body's misses weigh by pixels.
+    lovasz_per_image: bool = True
     # Tiles with salt on at most 10% of their pixels stand this many times in the pool each
     # epoch's images are drawn from (saltseg.data.dataset.small_salt_draws); 1: a plain shuffle.
     small_salt_repeats: int = 1

@@ -239,12 +239,15 @@ def get_train_loss(
     empty_weight: float,
     symmetric: bool = False,
     boundary_weight: float = 0.0,
+    per_image: bool = True,
 ) -> TrainLossFn:
     """The training loss of a stage: the loss `name` on plain logits, and `empty_head_loss`
     on the (logits, aux, has_salt) a model with the empty head returns in training mode. It
-    takes (output, targets) or (output, targets, salt): see empty_head_loss."""
+    takes (output, targets) or (output, targets, salt): see empty_head_loss. `per_image` False:
+    the Lovasz hinge of the logits over the whole batch as one image (deep supervision stays
+    per image: it averages over the images with salt)."""
     form = (elu, symmetric, boundary_weight)
-    stage_loss, image_loss = get_loss(name, *form), image_losses(name, *form)
+    stage_loss, image_loss = get_loss(name, *form, per_image=per_image), image_losses(name, *form)
 
     def loss(
         output: torch.Tensor | Sequence, targets: torch.Tensor, salt: torch.Tensor | None = None
@@ -260,20 +263,26 @@ def get_train_loss(
 
 def stage_train_loss(cfg: TrainConfig, name: str) -> TrainLossFn:
     """salt train's loss for a stage whose loss is `name`, with `cfg`'s Lovasz form and head weights."""
-    return get_train_loss(
-        name, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight, cfg.lovasz_symmetric, cfg.boundary_weight
-    )
+    form = (cfg.lovasz_symmetric, cfg.boundary_weight, cfg.lovasz_per_image)
+    return get_train_loss(name, cfg.lovasz_elu, cfg.aux_weight, cfg.empty_weight, *form)
 
 
 def _batch_mean(image_loss: LossFn, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return image_loss(logits, targets).mean()
 
 
-def get_loss(name: str, elu: bool = False, symmetric: bool = False, boundary_weight: float = 0.0) -> LossFn:
+def get_loss(
+    name: str,
+    elu: bool = False,
+    symmetric: bool = False,
+    boundary_weight: float = 0.0,
+    per_image: bool = True,
+) -> LossFn:
     """The loss called `name` (config.LOSSES) as a callable(logits, targets) -> scalar: the mean
-    of its per-image losses (image_losses); plain BCE's is one mean over all pixels of the batch."""
+    of its per-image losses (image_losses); plain BCE's is one mean over all pixels of the batch,
+    and so is the Lovasz hinge's with `per_image` False (lovasz_hinge)."""
     if name == "bce" and not boundary_weight:
         return bce
     if name == "lovasz":
-        return partial(lovasz_hinge, per_image=True, elu=elu, symmetric=symmetric)
+        return partial(lovasz_hinge, per_image=per_image, elu=elu, symmetric=symmetric)
     return partial(_batch_mean, image_losses(name, boundary_weight=boundary_weight))

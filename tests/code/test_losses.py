@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from saltseg.config import LOSSES
+from saltseg.config import LOSSES, TrainConfig
 from saltseg.errors import SaltError
 from saltseg.losses import (
     bce,
@@ -21,6 +22,7 @@ from saltseg.losses import (
     image_losses,
     lovasz_hinge,
     lovasz_per_image,
+    stage_train_loss,
 )
 
 
@@ -246,6 +248,23 @@ def test_symmetric_lovasz_averages_the_salt_and_the_sediment_class() -> None:
     assert got.item() == pytest.approx(expected, rel=1e-5)
     rows = image_losses("lovasz", symmetric=True)(torch.tensor(x), torch.tensor(y))
     assert rows.mean().item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_lovasz_of_the_batch_as_one_image() -> None:
+    """Two images (hand-computed): both pixels of the first salt, predicted at logit 3 (errors
+    -2); the second empty, a false positive at logit 1 (error 2) beside a confident sediment
+    pixel. Per image: 0 and 2 (increments [1, 0]), mean 1. As one image the false positive is
+    one pixel of a union of three: sorted errors [2, -2, -2, -3], increments [1/3, 1/3, 1/3, 0]:
+    2/3. Deep supervision stays per image, over the images with salt: here the first, 0."""
+    logits = torch.tensor([[[3.0, 3.0]], [[1.0, -4.0]]])
+    labels = torch.tensor([[[1.0, 1.0]], [[0.0, 0.0]]])
+    cfg = TrainConfig(aux_weight=1.0, empty_weight=0.0)
+    assert stage_train_loss(cfg, "lovasz")(logits, labels).item() == pytest.approx(1.0)
+    batch = dataclasses.replace(cfg, lovasz_per_image=False)
+    assert stage_train_loss(batch, "lovasz")(logits, labels).item() == pytest.approx(2 / 3)
+    assert get_loss("lovasz", per_image=False)(logits, labels).item() == pytest.approx(2 / 3)
+    with_head = stage_train_loss(batch, "lovasz")((logits, (logits,), torch.zeros(2)), labels)
+    assert with_head.item() == pytest.approx(2 / 3)
 
 
 def test_the_has_salt_label_given_wins_over_the_resized_target() -> None:
