@@ -17,7 +17,10 @@ how many folds run at once changes the wall time, not the checkpoints
 The fold processes are forked from one runner process that has imported what every fold
 imports (torch, MLflow, albumentations, saltseg's training modules): ~6 s of CPU a fold on the
 2-core machine, paid once instead of once per fold (benchmarks/results.md, "Cold start"). The
-runner imports and never computes: no thread pool exists in it to be broken by a fork.
+runner only imports and forks, computing nothing: no thread pool of torch, OpenMP or BLAS exists
+in it for a fork to break, only the background thread of pyarrow's jemalloc, whose locks and
+state jemalloc's own fork handlers reset in the child (tests/code/test_fold_jobs.py::
+test_the_runner_forks_with_no_other_thread_but_jemallocs).
 """
 
 from __future__ import annotations
@@ -67,40 +70,46 @@ def run_folds(commands: dict[int, list[str]], jobs: int, threads: int, preload: 
     the libraries below torch start no more threads than the fold computes with.
     """
     env = dict(os.environ) | {"OMP_NUM_THREADS": str(threads)}
-    status, status_w = os.pipe()
     plan = {"commands": {str(k): v for k, v in commands.items()}, "jobs": jobs, "preload": list(preload)}
+    status, status_w = os.pipe()
     command = [sys.executable, "-m", "saltseg.fold_jobs", json.dumps(plan), str(status_w)]
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     runner = None
-    try:
-        # Piped, not inherited: a fold writing to a terminal would draw its own progress bar
-        # over the others'; through a pipe each prints plain lines.
-        runner = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=(status_w,)
-        )
-        os.close(status_w)
-        pumps = [
-            threading.Thread(target=_forward, args=(runner.stdout, sys.stdout), daemon=True),
-            threading.Thread(target=_forward, args=(runner.stderr, sys.stderr), daemon=True),
-        ]
-        for pump in pumps:
-            pump.start()
-        with os.fdopen(status) as reply:
+    with os.fdopen(status) as reply:
+        try:
+            try:
+                # Piped, not inherited: a fold writing to a terminal would draw its own progress
+                # bar over the others'; through a pipe each prints plain lines.
+                runner = subprocess.Popen(
+                    command,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    pass_fds=(status_w,),
+                )
+            finally:
+                os.close(status_w)  # the runner holds its own copy: the reply ends when it exits
+            pumps = [
+                threading.Thread(target=_forward, args=(runner.stdout, sys.stdout), daemon=True),
+                threading.Thread(target=_forward, args=(runner.stderr, sys.stderr), daemon=True),
+            ]
+            for pump in pumps:
+                pump.start()
             failed = json.loads(reply.read() or "null")
-        runner.wait()
-        for pump in pumps:
-            pump.join()
-        if failed is None:
-            code = runner.returncode
-            raise SaltError(f"the fold runner failed with exit status {code} (the error is above)")
-        if failed:
-            names = f"fold{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}"
-            raise SaltError(f"{names} failed (the error is above); later folds were not started")
-    finally:
-        if runner is not None and runner.poll() is None:  # interrupted: stop the runner and its folds
-            runner.terminate()
             runner.wait()
-        signal.signal(signal.SIGTERM, previous)
+            for pump in pumps:
+                pump.join()
+        finally:
+            if runner is not None and runner.poll() is None:  # interrupted: stop the runner and its folds
+                runner.terminate()
+                runner.wait()
+            signal.signal(signal.SIGTERM, previous)
+    if failed is None:
+        raise SaltError(f"the fold runner failed with exit status {runner.returncode} (the error is above)")
+    if failed:
+        names = f"fold{'s' if len(failed) > 1 else ''} {', '.join(map(str, failed))}"
+        raise SaltError(f"{names} failed (the error is above); later folds were not started")
 
 
 _running: dict[int, int] = {}  # the runner's folds now training: fold -> pid
@@ -117,7 +126,9 @@ def _serve(plan: dict, status_fd: int) -> None:
     commands = {int(k): v for k, v in plan["commands"].items()}
     failed: list[int] = []
     for wave in waves(list(commands), plan["jobs"]):
-        sys.stdout.flush(), sys.stderr.flush()  # nothing buffered here is written twice by a fork
+        # Nothing buffered here is written twice by a fork.
+        sys.stdout.flush()
+        sys.stderr.flush()
         _running.update((fold, _fork(commands[fold])) for fold in wave)
         failed = [fold for fold, pid in list(_running.items()) if _wait(pid) != 0]
         _running.clear()
@@ -152,7 +163,8 @@ def _fork(argv: list[str]) -> int:
     try:
         code = _run_python(argv)
     finally:
-        sys.stdout.flush(), sys.stderr.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(code)
 
 

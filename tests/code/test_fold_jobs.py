@@ -63,6 +63,37 @@ def test_folds_start_with_the_preloaded_modules_and_run_modules_as_python_m_does
     assert seen.read_text() == "True"
 
 
+def test_the_runner_forks_with_no_other_thread_but_jemallocs(tmp_path):
+    """After importing what `salt train`'s folds import (torch, MLflow, albumentations...), the
+    runner has its own thread and, at most, the background thread of the jemalloc in pyarrow
+    (which MLflow imports), whose locks and state jemalloc's own fork handlers reset in the child:
+    no thread pool of torch, OpenMP or BLAS, whose locks a fork would copy held."""
+    from saltseg.cli.train import FOLD_IMPORTS
+
+    names = tmp_path / "threads"
+    dump = (
+        "import os, pathlib\n"
+        "tasks = f'/proc/{os.getppid()}/task'\n"
+        "names = [open(f'{tasks}/{t}/comm').read().strip() for t in os.listdir(tasks)]\n"
+        f"pathlib.Path({str(names)!r}).write_text(' '.join(names))\n"
+    )
+    run_folds({0: _python(dump)}, jobs=1, threads=1, preload=FOLD_IMPORTS)
+    threads = names.read_text().split()
+    assert threads.count("python") == 1, threads
+    assert set(threads) <= {"python", "jemalloc_bg_thd"}, threads
+
+
+def test_a_runner_that_cannot_be_spawned_leaves_no_pipe_open(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("no processes left")
+
+    before = set(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    with pytest.raises(OSError, match="no processes left"):
+        run_folds({0: _python("pass")}, jobs=1, threads=1)
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
 def test_a_crashed_fold_reports_its_traceback_and_fails(capfd):
     with pytest.raises(SaltError, match=r"^fold 0 failed"):
         run_folds({0: _python("raise ValueError('no salt here')")}, jobs=1, threads=1)

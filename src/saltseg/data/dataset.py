@@ -90,7 +90,7 @@ def column_masks(masks: np.ndarray) -> np.ndarray:
 
     About 2.8% of the TGS masks (80 of the 2,880 in the real-cpu folds) are such straight
     vertical bands, salt to the tile's top and bottom edges, on images that often look like
-    sediment: the out-of-fold models leave 50 of them empty (docs/real-data.md).
+    sediment: the out-of-fold models leave 59 of them empty (docs/real-data.md).
     """
     salt = masks.astype(bool)
     whole = salt.all(axis=1) | ~salt.any(axis=1)  # (N, W): a column all salt or all sediment
