@@ -85,7 +85,10 @@ def step_cost(params_file: Path, compile: str, steps: int = 30) -> dict:
     params = load_params(params_file)
     torch.set_num_threads(params.train.threads)
     rt = params.runtime
-    policy = resolve_policy(params.train.precision, rt.device, rt.memory_format, compile)
+    # As the train stage resolves it (hardware.for_params), with the benchmark's compile setting.
+    policy = resolve_policy(
+        params.train.precision, rt.device, rt.memory_format, compile, start_filters=params.model.start_filters
+    )
     model = policy.place(build_model(params.model))
     forward = policy.compiled(model)
     optimizer = torch.optim.Adam(model.parameters(), 1e-3)
