@@ -78,9 +78,8 @@ def test_the_runner_forks_with_no_other_thread_but_jemallocs(tmp_path):
         f"pathlib.Path({str(names)!r}).write_text(' '.join(names))\n"
     )
     run_folds({0: _python(dump)}, jobs=1, threads=1, preload=FOLD_IMPORTS)
-    threads = names.read_text().split()
-    assert threads.count("python") == 1, threads
-    assert set(threads) <= {"python", "jemalloc_bg_thd"}, threads
+    threads = names.read_text().split()  # each thread's name: the program's (python3...), or its own
+    assert len([name for name in threads if name != "jemalloc_bg_thd"]) == 1, threads
 
 
 def test_a_runner_that_cannot_be_spawned_leaves_no_pipe_open(monkeypatch):
