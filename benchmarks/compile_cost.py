@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Compile cost"
+COLD_START = Path(__file__).with_name("cold_start.py")
 WRAPPERS = {"python": "0", "cpp": "1"}
 
 
@@ -47,12 +48,13 @@ def compile_once(params_file: Path) -> dict:
     return {"wall_s": time.monotonic() - started, "policy": policy.describe()}
 
 
-def in_process(mode: str, params_file: Path, cache: Path, wrapper: str) -> dict:
+def in_process(script: Path, mode: str, params_file: Path, cache: Path, wrapper: str) -> dict:
     """Run `mode` in a fresh process with its own compile cache; its answer and the CPU seconds
-    it and its children (Inductor's compile workers and their g++) took."""
+    it and its children (Inductor's compile workers and their g++) took. `script`: this file
+    (mode "compile") or cold_start.py, whose worker times a train step (mode "on" or "off")."""
     env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": str(cache), "TORCHINDUCTOR_CPP_WRAPPER": WRAPPERS[wrapper]}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cmd = [sys.executable, __file__, "--worker", mode, "--params", str(params_file)]
+    cmd = [sys.executable, str(script), "--worker", mode, "--params", str(params_file)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -63,12 +65,12 @@ def measure(params_file: Path, tmp: Path) -> dict[str, dict]:
     results = {}
     for wrapper in WRAPPERS:
         cache = tmp / f"cache-{wrapper}"
-        compiled = in_process("compile", params_file, cache, wrapper)
+        compiled = in_process(Path(__file__), "compile", params_file, cache, wrapper)
         compiled["libraries"] = len(list(cache.rglob("*.so")))
-        step = in_process("on", params_file, cache, wrapper)
+        step = in_process(COLD_START, "on", params_file, cache, wrapper)
         results[wrapper] = compiled | {"step_s": step["step_s"], "load_s": step["first_s"]}
         print(wrapper, results[wrapper], flush=True)
-    results["eager"] = in_process("off", params_file, tmp / "cache-eager", "python")
+    results["eager"] = in_process(COLD_START, "off", params_file, tmp / "cache-eager", "python")
     return results
 
 
@@ -101,17 +103,11 @@ def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", type=Path, default=ROOT / "configs/real-cpu.yaml")
     p.add_argument("--out-markdown", type=Path, help="append the table to this file's compile-cost section")
-    p.add_argument("--worker", choices=("compile", "on", "off"), help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=("compile",), help=argparse.SUPPRESS)
     p.add_argument("--params", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.worker == "compile":
-        print(json.dumps(compile_once(args.params)))
-        return
     if args.worker:
-        sys.path.insert(0, str(Path(__file__).parent))
-        from cold_start import step_cost
-
-        print(json.dumps(step_cost(args.params, args.worker)))
+        print(json.dumps(compile_once(args.params)))
         return
     import yaml
 
