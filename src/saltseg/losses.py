@@ -126,7 +126,12 @@ def _lovasz_rows(logits: torch.Tensor, labels: torch.Tensor, elu: bool) -> torch
     """Lovasz hinge of each row; (R, P) float logits, (R, P) {0,1} labels -> (R,)."""
     signs = 2.0 * labels - 1.0
     errors = 1.0 - logits * signs
-    errors_sorted, perm = torch.sort(errors, dim=1, descending=True)
+    if not elu:
+        # relu zeroes the pixels with errors <= 0, confident and correct, whatever their weights,
+        # and the weights of the others depend only on the pixels ranked above them: those tie
+        # at 0 and sort ~2x faster, to the same loss and gradients as the full stable sort.
+        errors = errors.clamp(min=0.0)
+    errors_sorted, perm = torch.sort(errors, dim=1, descending=True, stable=True)
     weights = _lovasz_grad(torch.gather(labels, 1, perm))  # depends on labels only: no gradient
     # elu(x)+1 > 0 keeps a gradient on every pixel; relu zeroes confident, correct ones.
     hinge = F.elu(errors_sorted) + 1.0 if elu else F.relu(errors_sorted)

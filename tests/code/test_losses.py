@@ -94,6 +94,35 @@ def test_matches_brute_force_lovasz_extension(size: int, per_image: bool, elu: b
         assert got.item() == pytest.approx(reference(logits, labels, per_image, elu), rel=1e-5, abs=1e-6)
 
 
+def _lovasz_full_sort(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The Lovasz hinge of each row as Berman et al. write it: every error sorted (stably)."""
+    errors = 1.0 - logits * (2.0 * labels - 1.0)
+    errors_sorted, perm = torch.sort(errors, dim=1, descending=True, stable=True)
+    gt = torch.gather(labels, 1, perm)
+    gts = gt.sum(dim=1, keepdim=True)
+    jaccard = 1.0 - (gts - gt.cumsum(dim=1)) / (gts + (1.0 - gt).cumsum(dim=1))
+    weights = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], dim=1)
+    return (F.relu(errors_sorted) * weights).sum(dim=1)
+
+
+def test_sorting_only_the_positive_errors_gives_the_full_sorts_loss_and_gradient_bit_for_bit() -> None:
+    """The hinge sorts its errors clamped at 0 (faster): the pixels it ties at 0 have no hinge and
+    no gradient, and the others keep their ranks, so nothing differs from the full sort, not even
+    a bit, also with ties (bf16-rounded logits, as autocast gives them) and rows all correct."""
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(6, 400, generator=gen) * 3).bfloat16().float()
+    labels = (torch.rand(6, 400, generator=gen) > 0.6).float()
+    logits[0] = 5.0 * (2.0 * labels[0] - 1.0)  # every pixel right by a margin: no error > 0
+    labels[1] = 0.0  # an empty mask
+    ours, full = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    got, want = lovasz_per_image(ours, labels), _lovasz_full_sort(full, labels)
+    got.sum().backward()
+    want.sum().backward()
+    assert torch.equal(got, want)
+    assert torch.equal(ours.grad, full.grad)
+    assert got[0].item() == 0.0 and got[1].item() > 0.0
+
+
 def test_per_image_differs_from_batch_loss() -> None:
     logits = torch.tensor([[[2.0, -2.0]], [[0.0, 0.0]]])
     labels = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]])
