@@ -74,9 +74,13 @@ class Policy:
     def precision(self) -> str:
         return "fp32" if self.autocast_dtype is None else "bf16"
 
+    @property
+    def format_name(self) -> str:
+        """runtime.memory_format's name for the resolved format."""
+        return "channels_last" if self.memory_format == torch.channels_last else "contiguous"
+
     def describe(self) -> str:
-        fmt = "channels_last" if self.memory_format == torch.channels_last else "contiguous"
-        return f"{self.device.type} {self.precision} {fmt}{' compiled' if self.compile else ''}"
+        return f"{self.device.type} {self.precision} {self.format_name}{' compiled' if self.compile else ''}"
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
@@ -98,10 +102,18 @@ class Policy:
         from saltseg.project import use_compile_cache
 
         use_compile_cache()
+        import torch._inductor.config as inductor_config  # after use_compile_cache: it imports dynamo
+
         if self.device.type == "cpu":
             # Inductor looks for CUDA while it builds CPU kernels and warns once per process that
             # there is none ("No CUDA runtime is found"): noise on a CPU, where none is wanted.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            # Its C++ wrapper builds a graph's kernels and the code that calls them as one library,
+            # one g++ call, where the Python wrapper makes one per kernel (116 for the real-cpu
+            # graphs): a cold compile 83 s against 108 on 2 cores, half the CPU seconds, and the
+            # step as fast (benchmarks/results.md, "Compile cost"). TORCHINDUCTOR_CPP_WRAPPER wins.
+            if "TORCHINDUCTOR_CPP_WRAPPER" not in os.environ:
+                inductor_config.cpp_wrapper = True
         return torch.compile(model)
 
 

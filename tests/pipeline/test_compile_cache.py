@@ -51,6 +51,9 @@ def test_experiments_compile_once_per_model_and_train_the_same_folds(tmp_path):
     (compiled, cached, folder), cold = experiment(copy)
     assert compiled > 0 and cached == 0
     assert Path(folder) == cache, "the project's own cache, not /tmp or the experiment's copy"
+    # One folder per FX graph: the folds compiled none that the warm-up (its validation graph
+    # compiled in a process of its own) had not.
+    assert len(list(cache.glob("fxgraph/*/*"))) == compiled
     filled = snapshot(cache)
 
     # The same params again (the train stage alone, forced: DVC would restore it from its run
