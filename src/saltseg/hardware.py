@@ -17,8 +17,8 @@ and serving use that (`for_inference`), whatever the machine that predicts.
 - compile: where it pays back for the run at hand (`compile_decision`): the train stage's
   optimizer steps (every fold's) times what a compiled step saves must exceed one cold
   compilation of the train and eval graphs, which the stage pays once for all its folds
-  (saltseg.compile_cache). In the real-cpu train stage on the 2-core CPU compiling cost 73 s and
-  saved 10.6 ms of stage time a step: it pays from ~6,900 steps, so the profile's 40 + 20 epochs
+  (saltseg.compile_cache). In the real-cpu train stage on the 2-core CPU compiling cost 64 s and
+  saved 10.6 ms of stage time a step: it pays from ~6,000 steps, so the profile's 40 + 20 epochs
   compile (21,600 steps) and 4 + 2 do not (2,160).
   The default profile's 360 steps on 300 synthetic images do not.
 """
@@ -110,8 +110,9 @@ class Policy:
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             # Its C++ wrapper builds a graph's kernels and the code that calls them as one library,
             # one g++ call, where the Python wrapper makes one per kernel (116 for the real-cpu
-            # graphs): a cold compile 83 s against 108 on 2 cores, half the CPU seconds, and the
-            # step as fast (benchmarks/results.md, "Compile cost"). TORCHINDUCTOR_CPP_WRAPPER wins.
+            # graphs): a cold compile 83 s against 108 on 2 cores, half the CPU seconds ("Compile
+            # cost"), and a step 98 ms against 100 ("Train step parts", benchmarks/results.md).
+            # TORCHINDUCTOR_CPP_WRAPPER set by the user wins.
             if "TORCHINDUCTOR_CPP_WRAPPER" not in os.environ:
                 inductor_config.cpp_wrapper = True
         return torch.compile(model)
@@ -139,14 +140,16 @@ class CompileCost:
 
 
 COMPILE_COST = {
-    # The real-cpu train stage on the 2-core AMD EPYC, 2026-12-06 (benchmarks/results.md, "Cold
-    # start", 4 + 2 epochs): compiling the folds' graphs once took 73 s; the five folds' 2,160
-    # steps took 180 s compiled (cache warm) against 203 s eager: 10.6 ms of stage time a step.
+    # The real-cpu train stage on the 2-core AMD EPYC (benchmarks/results.md, "Cold start"):
+    # compiling the folds' graphs once took 64 s at 40 + 20 epochs (2026-12-07, the C++ wrapper
+    # with the validation graph beside; 73 s at 4 + 2 the day before, one process, Python wrapper);
+    # at 4 + 2 epochs (2026-12-06) the five folds' 2,160 steps took 180 s compiled (cache warm)
+    # against 203 s eager: 10.6 ms of stage time a step.
     # (One fold's step alone saves more, 148 -> 101 ms on its one thread, but five folds share two
     # cores.) The two stage runs were apart: the boundary is uncertain by a few thousand steps.
     # Both ran contiguous; with channels_last, which auto now picks there, one fold's compiled step
     # saved less (112 -> 106 ms, 2026-12-07) and the stage's saving is not re-measured.
-    "cpu": CompileCost(73.0, 0.0106),
+    "cpu": CompileCost(64.0, 0.0106),
     # The seed's first epoch on an H100 with a cold cache took 45.8 s (results.md, "Seed profile
     # on one GPU"); what a compiled GPU step saves was not measured: 10 ms is an assumption.
     "cuda": CompileCost(46.0, 0.010),

@@ -91,8 +91,8 @@ def epoch_seed(seed: int, fold: int, stage: int, epoch: int) -> int:
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     # Adam's fused kernel: on a GPU it saves hundreds of small launches a step; on the CPU one
-    # pass over each tensor instead of a dozen, 2.8 ms a real-cpu step against 4.9 for torch's
-    # default loop there (benchmarks/results.md). Both devices have it.
+    # pass over each tensor instead of a dozen, 1.1 ms a real-cpu step against 3.8 for torch's
+    # default loop there (benchmarks/results.md, "Train step parts"). Both devices have it.
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "adamw":

@@ -73,11 +73,11 @@ def test_compiling_on_a_cpu_needs_a_cpp_compiler(monkeypatch):
 
 
 def test_auto_compiles_where_the_steps_repay_one_compilation():
-    """CPU: 73 s once against 10.6 ms a step, from 6,887 steps (hand-computed: 73 / 0.0106 = 6886.8)."""
+    """CPU: 64 s once against 10.6 ms a step, from 6,038 steps (hand-computed: 64 / 0.0106 = 6037.7)."""
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert hardware.COMPILE_COST["cpu"].pays_from == 6887
-    assert hardware.compile_decision("auto", cpu, 6887)[0]
-    assert not hardware.compile_decision("auto", cpu, 6886)[0]
+    assert hardware.COMPILE_COST["cpu"].pays_from == 6038
+    assert hardware.compile_decision("auto", cpu, 6038)[0]
+    assert not hardware.compile_decision("auto", cpu, 6037)[0]
     # The real-cpu profile on 2,880 development images: 40 + 20 epochs compile, 4 + 2 do not.
     steps_per_epoch = 5 * (2304 // 32)
     assert hardware.compile_decision("auto", cpu, 60 * steps_per_epoch)[0]
@@ -85,7 +85,7 @@ def test_auto_compiles_where_the_steps_repay_one_compilation():
     assert not compiled
     assert why == (
         "runtime.compile: auto: not compiled: 2,160 train steps, and on cpu compiling pays from "
-        "~6,887 (~73 s once against 10.6 ms a step)"
+        "~6,038 (~64 s once against 10.6 ms a step)"
     )
     decide = hardware.compile_decision
     assert decide("auto", cuda, 4600)[0] and not decide("auto", cuda, 4599)[0]
