@@ -27,6 +27,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from saltseg.errors import SaltError
 from saltseg.project import use_compile_cache
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ def warm(params: Params, policy: Policy) -> None:
         evaluation.wait()
         raise
     if evaluation.returncode != 0:
-        raise RuntimeError(f"compiling the validation graph failed (exit {evaluation.returncode}; above)")
+        code = evaluation.returncode
+        raise SaltError(f"compile: the validation graph's process failed (exit {code}; its error above)")
     for name, count in json.loads(answer.strip().splitlines()[-1]).items():
         found[name] += count
     print(
