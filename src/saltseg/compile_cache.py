@@ -56,7 +56,7 @@ def warm(params: Params, policy: Policy) -> None:
         found = _train_step(params, policy)
         answer, _ = evaluation.communicate()
     except BaseException:
-        evaluation.kill()  # no process outlives the stage
+        evaluation.kill()  # rather than wait for a compile nobody will use
         evaluation.wait()
         raise
     if evaluation.returncode != 0:

@@ -102,8 +102,6 @@ class Policy:
         from saltseg.project import use_compile_cache
 
         use_compile_cache()
-        import torch._inductor.config as inductor_config  # after use_compile_cache: it imports dynamo
-
         if self.device.type == "cpu":
             # Inductor looks for CUDA while it builds CPU kernels and warns once per process that
             # there is none ("No CUDA runtime is found"): noise on a CPU, where none is wanted.
@@ -114,6 +112,8 @@ class Policy:
             # cost"), and a step 98 ms against 100 ("Train step parts", benchmarks/results.md).
             # TORCHINDUCTOR_CPP_WRAPPER set by the user wins.
             if "TORCHINDUCTOR_CPP_WRAPPER" not in os.environ:
+                import torch._inductor.config as inductor_config  # after use_compile_cache: it imports dynamo
+
                 inductor_config.cpp_wrapper = True
         return torch.compile(model)
 
