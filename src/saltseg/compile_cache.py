@@ -14,8 +14,8 @@ Folds side by side would each compile the same graphs at once: three cold compil
 cores took 77 s of the first epoch (benchmarks/results.md). `warm` compiles them once in the
 train stage's process before the fold processes start; each fold then loads them in seconds.
 It compiles the validation graph in a second process meanwhile: Inductor's C++ wrapper
-(saltseg.hardware) builds each graph with one g++ call on one core, so the two take the wall
-time of the longer, the train graphs (benchmarks/results.md, "Compile cost").
+(saltseg.hardware) builds a graph in a few g++ calls, one after another on one core, so the two
+take about the wall time of the longer, the train graphs (benchmarks/results.md, "Compile cost").
 """
 
 from __future__ import annotations

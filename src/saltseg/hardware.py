@@ -106,9 +106,9 @@ class Policy:
             # Inductor looks for CUDA while it builds CPU kernels and warns once per process that
             # there is none ("No CUDA runtime is found"): noise on a CPU, where none is wanted.
             logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-            # Its C++ wrapper builds a graph's kernels and the code that calls them as one library,
-            # one g++ call, where the Python wrapper makes one per kernel (116 for the real-cpu
-            # graphs): a cold compile 83 s against 108 on 2 cores, half the CPU seconds ("Compile
+            # Its C++ wrapper builds a graph's kernels with the code that calls them, 9 libraries
+            # (one g++ call each) for the real-cpu graphs, where the Python wrapper builds one per
+            # kernel, 116: a cold compile 83 s against 108 on 2 cores, half the CPU seconds ("Compile
             # cost"), and a step 98 ms against 100 ("Train step parts", benchmarks/results.md).
             # TORCHINDUCTOR_CPP_WRAPPER set by the user wins.
             if "TORCHINDUCTOR_CPP_WRAPPER" not in os.environ:
