@@ -194,6 +194,11 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "validation (train.skip_column_masks)",
         {"train.skip_column_masks": True},
     ),
+    "space_to_depth": (
+        "the tile resized to 96 px and folded into 4 channels at 48 px (model.space_to_depth 2): "
+        "the stem sees twice the pixels a side, the network still computes at 48 px",
+        {"model.space_to_depth": 2},
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
@@ -233,6 +238,7 @@ SMALL_SALT_ARMS = (
     "aux03",
     "skip_columns",
     "lovasz_batch",
+    "space_to_depth",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 

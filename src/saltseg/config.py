@@ -136,6 +136,9 @@ class ModelConfig:
     hypercolumn: bool = False  # the head reads every decoder level, upsampled, not the last only
     coord_channels: bool = False  # the pixel's vertical position as an extra input channel
     depth_channel: bool = False  # the tile's depth (depths.csv) as a constant second input channel
+    # The tile enters at input_size * k and is folded into k * k channels at input_size
+    # (pixel_unshuffle): the network keeps input_size's cost and sees what the resize drops. 1: off.
+    space_to_depth: int = 1
     # An image-level "has salt" logit and deep-supervision logits per decoder level
     # (train.aux_weight, train.empty_weight); in eval mode images it calls empty get no salt.
     empty_head: bool = False
@@ -159,6 +162,11 @@ class ModelConfig:
             _require(
                 not on or self.name == "preact_resunet", switch, "false unless name is preact_resunet", on
             )
+        k = self.space_to_depth
+        _require(k >= 1, "space_to_depth", ">= 1", k)
+        if k > 1:  # timm_unet's stem takes one channel; padding cannot shrink 101 to input_size * k
+            _require(self.name == "preact_resunet", "space_to_depth", "1 unless name is preact_resunet", k)
+            _require(self.fit == "resize", "space_to_depth", "1 unless fit is resize", k)
         _require(bool(self.encoder), "encoder", "a timm model name", self.encoder)
         channels = list(self.decoder_channels)
         _require(bool(channels) and min(channels) >= 1, "decoder_channels", "widths >= 1", channels)

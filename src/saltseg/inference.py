@@ -36,7 +36,7 @@ from saltseg.models import (
     load_checkpoint_model,
     model_paths,
 )
-from saltseg.models.fit import extra_inputs, to_input, to_original
+from saltseg.models.fit import extra_inputs, network_input, to_original
 from saltseg.records import read_json
 
 CPU = RuntimeConfig(device="cpu")
@@ -100,7 +100,7 @@ def _sigmoid_original(
 
     `extra`: the forward arguments after the images (`extra_inputs`)."""
     with policy.autocast():
-        logits = to_original(model(policy.batch(to_input(x, cfg)), *extra), cfg)
+        logits = to_original(model(policy.batch(network_input(x, cfg)), *extra), cfg)
     return torch.sigmoid(logits.float())
 
 

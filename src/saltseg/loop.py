@@ -19,7 +19,7 @@ from saltseg.data.dataset import EpochBatches, SaltDataset
 from saltseg.distributed import Context
 from saltseg.hardware import Policy
 from saltseg.metrics import iou_per_image_torch, score_per_image_torch
-from saltseg.models.fit import extra_inputs, to_input, to_original
+from saltseg.models.fit import extra_inputs, network_input, to_input, to_original
 from saltseg.models.heads import SegOutput
 from saltseg.weight_average import WeightAverage
 
@@ -68,7 +68,7 @@ def logits_of(
     input_size (training with train.loss_at "input").
     """
     extra = extra_inputs(cfg, depths, policy.device)
-    x = policy.batch(to_input(x.to(policy.device, non_blocking=True), cfg))
+    x = policy.batch(network_input(x.to(policy.device, non_blocking=True), cfg))
     with policy.autocast():
         out = forward(x, *extra)
         if isinstance(out, SegOutput):

@@ -7,7 +7,9 @@ import torch
 
 from saltseg.config import ModelConfig
 from saltseg.errors import SaltError
-from saltseg.models.fit import to_input, to_original
+from saltseg.inference import predict_proba
+from saltseg.models import build_model
+from saltseg.models.fit import network_input, to_input, to_original
 from saltseg.models.registry import check_size
 
 TILES = torch.rand(3, 1, 101, 101, generator=torch.Generator().manual_seed(0))
@@ -37,6 +39,42 @@ def test_fit_is_identity_at_matching_size() -> None:
     cfg = ModelConfig(fit="resize", input_size=128)
     ready = torch.rand(3, 1, 128, 128)
     assert to_input(ready, cfg) is ready and to_original(TILES, cfg) is TILES
+
+
+def test_space_to_depth_folds_the_tile_resized_to_k_times_the_input_size() -> None:
+    cfg = ModelConfig(input_size=48, depth=4, space_to_depth=2)
+    folded = network_input(TILES, cfg)
+    assert folded.shape == (3, 4, 48, 48)
+    at96 = torch.nn.functional.interpolate(TILES, size=(96, 96), mode="bilinear", align_corners=False)
+    for i in range(2):  # channel 2i + j holds the pixels (2r + i, 2c + j) of the 96-px tile
+        for j in range(2):
+            assert torch.equal(folded[:, 2 * i + j], at96[:, 0, i::2, j::2])
+    # k = 1 is the plain fit, and masks never fold: the loss stays at input_size
+    plain = ModelConfig(input_size=48, depth=4)
+    assert torch.equal(network_input(TILES, plain), to_input(TILES, plain))
+    assert to_input(TILES, cfg).shape == (3, 1, 48, 48)
+
+
+def test_space_to_depth_widens_only_the_stem_and_predicts_101_px_tiles() -> None:
+    cfg = ModelConfig(input_size=32, start_filters=4, depth=3, space_to_depth=2, coord_channels=True)
+    model = build_model(cfg).eval()
+    assert model.stem.in_channels == 4 + 1  # the four folded phases and the vertical position
+    images = (TILES[:, 0].numpy() * 255).astype("uint8")
+    proba = predict_proba([model], images, cfg, tta=True, batch_size=2)
+    assert proba.shape == (3, 101, 101) and ((proba >= 0) & (proba <= 1)).all()
+
+
+@pytest.mark.parametrize(
+    ("switches", "rule"),
+    [
+        ({"space_to_depth": 0}, "must be >= 1"),
+        ({"space_to_depth": 2, "name": "timm_unet"}, "must be 1 unless name is preact_resunet"),
+        ({"space_to_depth": 2, "fit": "pad", "input_size": 128}, "must be 1 unless fit is resize"),
+    ],
+)
+def test_space_to_depth_is_refused_where_it_cannot_apply(switches: dict, rule: str) -> None:
+    with pytest.raises(SaltError, match=f"^space_to_depth: {rule}, got "):
+        ModelConfig(**switches)
 
 
 def test_fit_errors() -> None:

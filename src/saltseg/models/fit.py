@@ -3,6 +3,8 @@
 'resize': bilinear interpolation (align_corners=False) 101 -> S and back.
 'pad': reflect padding 101 -> S (the odd pixel goes right/bottom) and a centre crop back,
 so that to_original(to_input(x)) == x exactly.
+With model.space_to_depth k > 1, images (never masks) are resized to k * S and folded into
+k * k channels at S (`network_input`); the logits stay at S.
 """
 
 from __future__ import annotations
@@ -34,6 +36,21 @@ def to_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     top, bottom = _pads(x.shape[-2], size)
     left, right = _pads(x.shape[-1], size)
     return F.pad(x, (left, right, top, bottom), mode="reflect")
+
+
+def network_input(images: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    """(N, 1, 101, 101) float tiles -> what the network reads: (N, k * k, S, S), k = cfg.space_to_depth.
+
+    Channel (k * i + j) of pixel (r, c) is pixel (k * r + i, k * c + j) of the tile resized to
+    k * S (torch's pixel_unshuffle): at k = 2 and S = 48 the stem sees the tile at 96 px, where a
+    body of a few pixels survives, at the cost of the network at 48 px.
+    """
+    k = cfg.space_to_depth
+    if k == 1:
+        return to_input(images, cfg)
+    size = cfg.input_size * k
+    resized = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return F.pixel_unshuffle(resized, k)
 
 
 def to_original(logits: torch.Tensor, cfg: ModelConfig, size: int = 101) -> torch.Tensor:

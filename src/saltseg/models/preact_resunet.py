@@ -9,7 +9,7 @@ Switches from the top TGS solutions, all off in the seed (ModelConfig): `scse` r
 every decoder level's output with scSE attention; `hypercolumn` feeds the head every decoder
 level, upsampled to full resolution, instead of the last one only; `coord_channels` adds the
 pixel's vertical position as an input channel and `depth_channel` the tile's depth as a
-constant one.
+constant one; with `space_to_depth` k the stem reads the k * k channels of the folded tile.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class PreActResUNet(nn.Module):
         coord_channels: bool = False,
         depth_channel: bool = False,
         empty_head: bool = False,
+        space_to_depth: int = 1,
     ) -> None:
         super().__init__()
         if depth < 1 or start_filters < 1 or blocks_per_level < 1:
@@ -68,7 +69,8 @@ class PreActResUNet(nn.Module):
         self.depth, self.hypercolumn = depth, hypercolumn
         self.coord_channels, self.depth_channel = coord_channels, depth_channel
         # no BN before: the first unit normalises
-        self.stem = conv3x3(1 + coord_channels + depth_channel, widths[0], bias=True)
+        # space_to_depth: the tile arrives folded into k * k channels (models/fit.network_input)
+        self.stem = conv3x3(space_to_depth**2 + coord_channels + depth_channel, widths[0], bias=True)
         self.encoder = nn.ModuleList(
             preact_stage(widths[max(i - 1, 0)], widths[i], blocks_per_level) for i in range(depth)
         )
@@ -137,5 +139,5 @@ def build_preact_resunet(cfg: ModelConfig) -> nn.Module:
     return PreActResUNet(
         cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout,
         scse=cfg.scse, hypercolumn=cfg.hypercolumn, coord_channels=cfg.coord_channels,
-        depth_channel=cfg.depth_channel, empty_head=cfg.empty_head,
+        depth_channel=cfg.depth_channel, empty_head=cfg.empty_head, space_to_depth=cfg.space_to_depth,
     )  # fmt: skip
