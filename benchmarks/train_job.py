@@ -163,7 +163,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
     from saltseg.loop import logits_of, train_targets
     from saltseg.losses import stage_train_loss
     from saltseg.metrics import iou_per_image
-    from saltseg.models.fit import to_input, to_original
+    from saltseg.models.fit import network_input, to_original
 
     params, prepared, train_idx, val_idx = _fold(args)
     cfg, bs = params.model, params.train.batch_size
@@ -205,7 +205,7 @@ def plain_loop(args: argparse.Namespace) -> dict:
             model.eval()
             with torch.no_grad():
                 chunks = [to_tensor(val_images[i : i + bs]) for i in range(0, len(val_images), bs)]
-                logits = torch.cat([to_original(model(to_input(x.to(device), cfg)), cfg) for x in chunks])
+                logits = torch.cat([to_original(model(network_input(x.to(device), cfg)), cfg) for x in chunks])
             best = max(best, float(iou_per_image(val_masks, logits[:, 0].cpu().numpy() > 0).mean()))
     seconds = time.perf_counter() - started
     return {"job": args.worker, "img_s": images / seconds, "loop_s": seconds, "val_iou": best}
