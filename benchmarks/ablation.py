@@ -199,6 +199,11 @@ ARMS: dict[str, tuple[str, dict[str, object]]] = {
         "the stem sees twice the pixels a side, the network still computes at 48 px",
         {"model.space_to_depth": 2},
     ),
+    "aux_level": (
+        "deep supervision at each decoder level's own size (24, 12, 6 px) against the targets "
+        "max-pooled to it, not upsampled to 48 px (model.aux_at_level)",
+        {"model.aux_at_level": True},
+    ),
     # The teacher (--teacher) is set at run time: it depends on the data. Scores are optimistic.
     "pseudo": ("pseudo-labelled test images from --teacher added to training (optimistic)", {}),
 }
@@ -239,6 +244,7 @@ SMALL_SALT_ARMS = (
     "skip_columns",
     "lovasz_batch",
     "space_to_depth",
+    "aux_level",
 )  # over configs/real-cpu.yaml
 TECHNIQUE_ARMS = [a for a in ARMS if a not in BUDGET_ARMS + SMALL_SALT_ARMS and a != "pseudo"]  # the default
 

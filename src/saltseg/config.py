@@ -142,6 +142,9 @@ class ModelConfig:
     # An image-level "has salt" logit and deep-supervision logits per decoder level
     # (train.aux_weight, train.empty_weight); in eval mode images it calls empty get no salt.
     empty_head: bool = False
+    # Deep supervision at each decoder level's own size, against the targets max-pooled to it
+    # (a body of one pixel stays one cell), not upsampled to the input size: a fraction of the sort.
+    aux_at_level: bool = False
     # timm_unet only
     encoder: str = "resnet34"
     encoder_weights: str | None = None  # local file only; nothing is downloaded
@@ -162,6 +165,7 @@ class ModelConfig:
             _require(
                 not on or self.name == "preact_resunet", switch, "false unless name is preact_resunet", on
             )
+        _require(not self.aux_at_level or self.empty_head, "aux_at_level", "false unless empty_head", True)
         k = self.space_to_depth
         _require(k >= 1, "space_to_depth", ">= 1", k)
         if k > 1:  # timm_unet's stem takes one channel; padding cannot shrink 101 to input_size * k

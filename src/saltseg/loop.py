@@ -72,7 +72,11 @@ def logits_of(
     with policy.autocast():
         out = forward(x, *extra)
         if isinstance(out, SegOutput):
-            back = tuple((t if at_input else to_original(t, cfg)).float() for t in (out.logits, *out.aux))
+            size = out.logits.shape[-2:]  # aux at their level's size (model.aux_at_level) stay so
+            back = tuple(
+                (t if at_input or t.shape[-2:] != size else to_original(t, cfg)).float()
+                for t in (out.logits, *out.aux)
+            )
             return SegOutput(back[0], back[1:], out.has_salt.float())
         return (out if at_input else to_original(out, cfg)).float()
 

@@ -204,6 +204,14 @@ def image_losses(
     return partial(loss, boundary_weight=boundary_weight) if boundary_weight else loss
 
 
+def level_targets(targets: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """`targets` (N, 1, H, W) at the size of a deep-supervision level's logits: as they are, or
+    max-pooled to a coarser level (model.aux_at_level), so that a cell holds salt when any of its
+    pixels does and no body vanishes from the coarse levels."""
+    size = level.shape[-2:]
+    return targets if targets.shape[-2:] == size else F.adaptive_max_pool2d(targets, size)
+
+
 def empty_head_loss(
     logits: torch.Tensor,
     aux: Sequence[torch.Tensor],
@@ -218,7 +226,7 @@ def empty_head_loss(
     """The loss of a model with the empty head (models/heads.py); a scalar float32 tensor.
 
     stage_loss(logits, targets) + aux_weight * mean over the levels of the mean of
-    image_loss(aux level, targets) over the images with salt + empty_weight *
+    image_loss(aux level, its level_targets) over the images with salt + empty_weight *
     BCE(has_salt, salt). logits and each aux (N, 1, H, W), has_salt (N,), targets {0, 1}
     (N, 1, H, W); salt {0, 1} (N,): whether each image holds salt, by default whether its
     target does (training at a smaller size passes the label of the 101-px mask, which a few
@@ -232,7 +240,10 @@ def empty_head_loss(
     salt = salt.float()
     loss = stage_loss(logits, targets)
     if aux:
-        per_level = [(image_loss(level, targets) * salt).sum() / salt.sum().clamp(min=1) for level in aux]
+        per_level = [
+            (image_loss(level, level_targets(targets, level)) * salt).sum() / salt.sum().clamp(min=1)
+            for level in aux
+        ]
         loss = loss + aux_weight * torch.stack(per_level).mean()
     return loss + empty_weight * F.binary_cross_entropy_with_logits(has_salt.float(), salt)
 

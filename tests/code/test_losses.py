@@ -20,6 +20,7 @@ from saltseg.losses import (
     get_loss,
     get_train_loss,
     image_losses,
+    level_targets,
     lovasz_hinge,
     lovasz_per_image,
     stage_train_loss,
@@ -233,6 +234,23 @@ def test_empty_head_loss_hand_computed_with_lovasz() -> None:
     # Without decoder levels to supervise (depth 1) only the has-salt term is added: ln 2.
     alone = empty_head_loss(logits, (), torch.zeros(2), targets, stage, rows, 1.0, 1.0)
     assert alone.item() == pytest.approx(31 / 24 + math.log(2), abs=1e-6)
+
+
+def test_a_coarse_level_learns_the_targets_max_pooled_so_one_pixel_of_salt_stays() -> None:
+    # Image 0: one salt pixel of 16 at (1, 2); image 1 none. At 2 x 2 the pooled target holds salt
+    # in the cell of that pixel only: [[0, 1], [0, 0]]; a resize would have averaged it to 1/4.
+    targets = torch.zeros(2, 1, 4, 4)
+    targets[0, 0, 1, 2] = 1.0
+    level = torch.zeros(2, 1, 2, 2)
+    assert torch.equal(level_targets(targets, level)[0, 0], torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
+    assert level_targets(targets, targets) is targets
+    # Image 0's level logits right with margin ln 3 in every cell: BCE ln(4/3) each; image 1 has no
+    # salt and no say. Final logits 0 everywhere: ln 2.
+    level[0, 0] = torch.tensor([[-LN3, LN3], [-LN3, -LN3]])
+    got = empty_head_loss(
+        torch.zeros(2, 1, 4, 4), (level,), torch.zeros(2), targets, bce, bce_per_image, 1.0, 0.0
+    )
+    assert got.item() == pytest.approx(math.log(2) + math.log(4 / 3), rel=1e-6)
 
 
 def test_batch_without_salt_still_reaches_every_output() -> None:

@@ -12,6 +12,7 @@ from saltseg.config import ModelConfig
 from saltseg.errors import SaltError
 from saltseg.hardware import Policy
 from saltseg.inference import binarize, predict_proba
+from saltseg.loop import logits_of
 from saltseg.losses import get_train_loss
 from saltseg.models import build_model, checkpoint_config, load_checkpoint_model, save_checkpoint
 from saltseg.models.heads import SegOutput, gate
@@ -47,6 +48,20 @@ def test_training_mode_returns_logits_aux_levels_and_has_salt() -> None:
     # depth 3: decoder levels at 1/4 and 1/2 of the size are supervised, upsampled to 32.
     assert [tuple(a.shape) for a in out.aux] == [(3, 1, 32, 32)] * 2
     assert out.has_salt.shape == (3,)
+
+
+def test_aux_at_level_keeps_each_levels_size_through_logits_of() -> None:
+    cfg = dataclasses.replace(CFG, aux_at_level=True)
+    model = build_model(cfg).train()
+    out = model(images())
+    assert [tuple(a.shape) for a in out.aux] == [(3, 1, 8, 8), (3, 1, 16, 16)]  # 1/4 and 1/2 of 32
+    # The loss at 101 px: the final logits go back to the tile, the levels keep their own size.
+    tiles = torch.rand(3, 1, 101, 101, generator=torch.Generator().manual_seed(2))
+    back = logits_of(model, tiles, cfg, Policy(torch.device("cpu")))
+    assert back.logits.shape == (3, 1, 101, 101)
+    assert [tuple(a.shape) for a in back.aux] == [(3, 1, 8, 8), (3, 1, 16, 16)]
+    with pytest.raises(SaltError, match="^aux_at_level: must be false unless empty_head, got True$"):
+        ModelConfig(aux_at_level=True)
 
 
 @pytest.mark.parametrize("depth", [1, 4])

@@ -23,7 +23,8 @@ class SegOutput(NamedTuple):
     """What a model with the empty head returns in training mode.
 
     logits: (N, 1, S, S), the prediction; aux: one (N, 1, S, S) logits tensor per supervised
-    decoder level (coarsest first); has_salt: (N,) logit of "the image holds salt".
+    decoder level (coarsest first), at (S, S) or, with model.aux_at_level, at the level's own size;
+    has_salt: (N,) logit of "the image holds salt".
     """
 
     logits: torch.Tensor
@@ -59,8 +60,9 @@ class EmptyHead(nn.Module):
     decoder level already feeds the model's own head, so levels 1..depth-1 are supervised.
     """
 
-    def __init__(self, widths: list[int]) -> None:
+    def __init__(self, widths: list[int], at_level: bool = False) -> None:
         super().__init__()
+        self.at_level = at_level  # aux logits at each level's own size, not upsampled (ModelConfig)
         bottleneck = widths[-1]
         self.has_salt = nn.Sequential(
             *_preact(bottleneck), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(bottleneck, 1)
@@ -80,7 +82,9 @@ class EmptyHead(nn.Module):
             return gate(logits, has_salt)
         size = logits.shape[-2:]
         aux = tuple(
-            F.interpolate(conv(level), size=size, mode="bilinear", align_corners=False)
+            conv(level)
+            if self.at_level
+            else F.interpolate(conv(level), size=size, mode="bilinear", align_corners=False)
             for conv, level in zip(self.aux, levels[:-1], strict=True)
         )
         return SegOutput(logits, aux, has_salt)

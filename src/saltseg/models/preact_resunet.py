@@ -61,6 +61,7 @@ class PreActResUNet(nn.Module):
         depth_channel: bool = False,
         empty_head: bool = False,
         space_to_depth: int = 1,
+        aux_at_level: bool = False,
     ) -> None:
         super().__init__()
         if depth < 1 or start_filters < 1 or blocks_per_level < 1:
@@ -97,7 +98,7 @@ class PreActResUNet(nn.Module):
         self.head = nn.Sequential(
             nn.BatchNorm2d(head_in), nn.ReLU(inplace=True), *fuse, nn.Conv2d(widths[0], 1, 1)
         )
-        self.empty_head = EmptyHead(widths) if empty_head else None
+        self.empty_head = EmptyHead(widths, aux_at_level) if empty_head else None
 
     def forward(self, x: torch.Tensor, depths: torch.Tensor | None = None) -> torch.Tensor | SegOutput:
         for size in x.shape[-2:]:
@@ -140,4 +141,5 @@ def build_preact_resunet(cfg: ModelConfig) -> nn.Module:
         cfg.start_filters, cfg.depth, cfg.blocks_per_level, cfg.dropout,
         scse=cfg.scse, hypercolumn=cfg.hypercolumn, coord_channels=cfg.coord_channels,
         depth_channel=cfg.depth_channel, empty_head=cfg.empty_head, space_to_depth=cfg.space_to_depth,
+        aux_at_level=cfg.aux_at_level,
     )  # fmt: skip
