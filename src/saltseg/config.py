@@ -143,7 +143,7 @@ class ModelConfig:
     # (train.aux_weight, train.empty_weight); in eval mode images it calls empty get no salt.
     empty_head: bool = False
     # Deep supervision at each decoder level's own size, against the targets max-pooled to it
-    # (a body of one pixel stays one cell), not upsampled to the input size: a fraction of the sort.
+    # (a body of one pixel stays one cell), not upsampled to the input size (docs/techniques.md).
     aux_at_level: bool = False
     # timm_unet only
     encoder: str = "resnet34"

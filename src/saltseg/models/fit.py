@@ -26,13 +26,17 @@ def _pads(size: int, target: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
 def to_input(x: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     """(N, C, H, W) float tiles (H = W = 101) -> (N, C, S, S), S = cfg.input_size."""
     size = cfg.input_size
     if x.shape[-2:] == (size, size):
         return x
     if cfg.fit == "resize":
-        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        return _resize(x, size)
     top, bottom = _pads(x.shape[-2], size)
     left, right = _pads(x.shape[-1], size)
     return F.pad(x, (left, right, top, bottom), mode="reflect")
@@ -48,9 +52,7 @@ def network_input(images: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     k = cfg.space_to_depth
     if k == 1:
         return to_input(images, cfg)
-    size = cfg.input_size * k
-    resized = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    return F.pixel_unshuffle(resized, k)
+    return F.pixel_unshuffle(_resize(images, cfg.input_size * k), k)
 
 
 def to_original(logits: torch.Tensor, cfg: ModelConfig, size: int = 101) -> torch.Tensor:
@@ -58,7 +60,7 @@ def to_original(logits: torch.Tensor, cfg: ModelConfig, size: int = 101) -> torc
     if logits.shape[-2:] == (size, size):
         return logits
     if cfg.fit == "resize":
-        return F.interpolate(logits, size=(size, size), mode="bilinear", align_corners=False)
+        return _resize(logits, size)
     top, _ = _pads(size, logits.shape[-2])
     left, _ = _pads(size, logits.shape[-1])
     return logits[..., top : top + size, left : left + size]
